@@ -1,0 +1,3 @@
+module github.com/leveling/workshop
+
+go 1.26

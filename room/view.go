@@ -1,0 +1,187 @@
+package room
+
+import "maps"
+
+// Audience is who a view or an event is cut for. Participant matters only
+// for what belongs to one person: their own pending or anonymous questions
+// and their own votes.
+type Audience struct {
+	Role        Role   `json:"role"`
+	Team        string `json:"team,omitempty"`
+	Participant string `json:"participant,omitempty"`
+}
+
+// AudienceOf is the audience of an actor.
+func AudienceOf(a Actor) Audience {
+	return Audience{Role: a.Role, Team: a.Team, Participant: a.Participant}
+}
+
+func (a Audience) isFacilitator() bool { return a.Role == RoleFacilitator }
+func (a Audience) isTeam(id string) bool {
+	return a.Role == RoleTeam && a.Team == id && id != ""
+}
+func (a Audience) isAuthor(q *Question) bool {
+	return q != nil && a.Participant != "" && q.Author == a.Participant
+}
+
+// View returns a copy of s cut down to what aud may see. It never contains
+// key hashes, the participant secret, remembered command keys, another
+// team's draft, an unrevealed score, a hidden question, or a pending
+// question the audience did not write. Other participants' votes and
+// reports are reduced to counts.
+func View(s *State, aud Audience) *State {
+	v := *s
+	v.Secrets = Secrets{Generation: s.Secrets.Generation}
+	v.Done, v.DoneOrder = nil, nil
+	if !aud.isFacilitator() {
+		v.Removed = map[string]bool{}
+	} else {
+		v.Removed = maps.Clone(s.Removed)
+	}
+	v.Teams = append([]Team(nil), s.Teams...)
+	v.Agenda = append([]string(nil), s.Agenda...)
+	v.Hands = append([]Hand{}, s.Hands...)
+	v.Queues = cloneLists(s.Queues)
+	v.Spoken = cloneLists(s.Spoken)
+	v.Notes = maps.Clone(s.Notes)
+	v.Actions = make(map[string][]Action, len(s.Actions))
+	for k, acts := range s.Actions {
+		v.Actions[k] = append([]Action(nil), acts...)
+	}
+	if s.Turn != nil {
+		t := *s.Turn
+		v.Turn = &t
+	}
+	v.Scores = make(map[string]map[string]*Assessment, len(s.Scores))
+	for team, byAspect := range s.Scores {
+		out := make(map[string]*Assessment, len(byAspect))
+		for aspect, a := range byAspect {
+			out[aspect] = viewAssessment(a, aud.isTeam(team))
+		}
+		v.Scores[team] = out
+	}
+	v.Questions = make([]*Question, 0, len(s.Questions))
+	for _, q := range s.Questions {
+		if vq := viewQuestion(q, aud); vq != nil {
+			v.Questions = append(v.Questions, vq)
+		}
+	}
+	return &v
+}
+
+func cloneLists(m map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(m))
+	for k, l := range m {
+		out[k] = append([]string(nil), l...)
+	}
+	return out
+}
+
+func viewAssessment(a *Assessment, own bool) *Assessment {
+	if own {
+		c := *a
+		return &c
+	}
+	c := Assessment{Submitted: a.Submitted, Revealed: a.Revealed}
+	if a.Revealed && a.Submitted {
+		c.Level, c.Rationale, c.SubmittedAt = a.Level, a.Rationale, a.SubmittedAt
+	}
+	return &c
+}
+
+// viewQuestion is q as aud may see it, or nil when aud may not see it.
+func viewQuestion(q *Question, aud Audience) *Question {
+	fac, own := aud.isFacilitator(), aud.isAuthor(q)
+	if !fac && (q.Hidden || q.Pending && !own) {
+		return nil
+	}
+	c := *q
+	c.Voters = onlyMine(q.Voters, aud.Participant, fac)
+	c.Reporters = onlyMine(q.Reporters, aud.Participant, fac)
+	if c.Anonymous && !fac && !own {
+		c.Author = ""
+	}
+	if !fac {
+		c.HiddenBy = ""
+	}
+	return &c
+}
+
+// onlyMine keeps the whole set for the facilitator and only the audience's
+// own entry for everyone else.
+func onlyMine(set map[string]bool, me string, all bool) map[string]bool {
+	if all {
+		return maps.Clone(set)
+	}
+	if me != "" && set[me] {
+		return map[string]bool{me: true}
+	}
+	return nil
+}
+
+// Redact returns the twin of e that aud may see. An event aud may not see
+// at all becomes an EvPrivate event with the same sequence number, so every
+// audience sees a contiguous sequence. Cmd and Secrets are always stripped.
+func Redact(e Event, aud Audience) Event {
+	e.Cmd, e.Secrets = "", nil
+	private := Event{Seq: e.Seq, Type: EvPrivate, At: e.At}
+	switch e.Type {
+	case EvRoomCreated:
+		e.Room = View(e.Room, aud)
+	case EvDraftSaved:
+		if !aud.isTeam(e.Team) {
+			return private
+		}
+	case EvSubmitted:
+		if !aud.isTeam(e.Team) {
+			e.Level, e.Rationale = 0, ""
+		}
+	case EvQuestionPosted, EvQuestionApproved, EvQuestionRestored:
+		q := viewQuestion(e.Question, aud)
+		if q == nil {
+			return private
+		}
+		q.Voters, q.Reporters = nil, nil
+		e.Question = q
+	case EvReported, EvParticipantRemoved:
+		if !aud.isFacilitator() {
+			return private
+		}
+	}
+	return e
+}
+
+// VariantKey names the class of audiences that get identical bytes from
+// Redact(e, aud): the hub encodes e once per distinct key. Audiences with
+// the same key must get the same twin.
+func VariantKey(e Event, aud Audience) string {
+	switch e.Type {
+	case EvRoomCreated:
+		switch aud.Role {
+		case RoleFacilitator:
+			return "facilitator"
+		case RoleTeam:
+			return "team:" + aud.Team
+		}
+		return "public"
+	case EvDraftSaved, EvSubmitted:
+		if aud.isTeam(e.Team) {
+			return "team"
+		}
+		return "other"
+	case EvQuestionPosted, EvQuestionApproved, EvQuestionRestored:
+		switch {
+		case aud.isFacilitator():
+			return "facilitator"
+		case aud.isAuthor(e.Question):
+			return "author"
+		}
+		return "other"
+	case EvReported, EvParticipantRemoved:
+		if aud.isFacilitator() {
+			return "facilitator"
+		}
+		return "other"
+	}
+	return "all"
+}
