@@ -1,0 +1,49 @@
+# The two commands in README.md: `go run ./cmd/workshop` and `make test`.
+GO       ?= go
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PKGS     := ./...
+FUZZTIME ?= 10s
+
+.PHONY: run test deps lint bench fuzz vendor-js build
+
+run:
+	$(GO) run ./cmd/workshop
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/workshop ./cmd/workshop
+	CGO_ENABLED=0 $(GO) build -o bin/workshop-bench ./cmd/workshop-bench
+
+# deps installs what the tests need from Debian's packages when missing:
+# redis-server for the Redis tests, chromium for the browser tests.
+deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test: deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecideSequence$$' -fuzztime $(FUZZTIME) ./room/
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./room/ ./hub/
+	$(GO) run ./cmd/workshop-bench -scenario all -clients 1000
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecideSequence$$' -fuzztime $(FUZZTIME) ./room/
+
+# vendor-js copies the pinned front-end modules (installed with npm) into
+# frontend/static/vendor. Only needed to change their versions: the copies
+# are committed, so go build never needs node.
+vendor-js:
+	@echo "see frontend/README.md"
