@@ -104,6 +104,7 @@ func (s *State) Applied(key string) (uint64, bool) {
 // the server: views drop them and Redact strips them from events.
 type Secrets struct {
 	FacilitatorKeyHash string            `json:"facilitatorKeyHash"`
+	PresenterKeyHash   string            `json:"presenterKeyHash"`
 	TeamKeyHashes      map[string]string `json:"teamKeyHashes"`
 	// ParticipantSecret signs attendee identities, so any instance can check
 	// an attendee's token without a lookup.
