@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -156,13 +157,20 @@ func ParseModel(data []byte) (Model, error) {
 	if err := dec.Decode(&m); err != nil {
 		return m, Errorf(EINVALID, "model: %s", jsonProblem(err))
 	}
-	if dec.More() {
+	// More would miss a stray ']' or '}' after the object: only the end of
+	// the input may follow it.
+	if _, err := dec.Token(); err != io.EOF {
 		return m, Errorf(EINVALID, "model: trailing data after the JSON object")
 	}
 	if m.ID == "" {
 		m.ID = "custom"
 	}
+	// Reserve the given ids first, so a derived id never takes one that a
+	// later aspect names explicitly.
 	used := map[string]bool{}
+	for _, a := range m.Aspects {
+		used[a.ID] = a.ID != ""
+	}
 	for i := range m.Aspects {
 		if m.Aspects[i].ID == "" {
 			m.Aspects[i].ID = uniqueSlug(m.Aspects[i].Name, i, used)

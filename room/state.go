@@ -258,3 +258,8 @@ func questionIndex(id string) (int, bool) {
 	}
 	return n - 1, n >= 1
 }
+
+// ValidateDisplayName checks an attendee's display name.
+func ValidateDisplayName(s string) error {
+	return checkText("name", s, 1, MaxDisplayNameLen)
+}
