@@ -15,6 +15,7 @@ var t0 = time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)
 // secret, searched for in the JSON of views and redacted events.
 const (
 	secretFacHash     = "SECRETfacilitatorhash"
+	secretPresHash    = "SECRETpresenterhash"
 	secretPartSecret  = "SECRETparticipantsecret"
 	secretTeamHashFmt = "SECRETteamhash%d"
 )
@@ -22,6 +23,7 @@ const (
 func testSecrets(teams int) Secrets {
 	s := Secrets{
 		FacilitatorKeyHash: secretFacHash,
+		PresenterKeyHash:   secretPresHash,
 		ParticipantSecret:  secretPartSecret,
 		TeamKeyHashes:      map[string]string{},
 	}

@@ -144,7 +144,7 @@ func modelJSON() map[string]any {
 	}
 }
 
-func aspectsOf(m map[string]any) []any  { return m["aspects"].([]any) }
+func aspectsOf(m map[string]any) []any { return m["aspects"].([]any) }
 func aspectAt(m map[string]any, i int) map[string]any {
 	return aspectsOf(m)[i].(map[string]any)
 }
