@@ -56,8 +56,14 @@ func Evolve(s *State, e Event) *State {
 		a.Level, a.Rationale, a.Submitted, a.SubmittedAt = e.Level, e.Rationale, true, e.At
 		a.DraftLevel, a.DraftRationale = e.Level, e.Rationale
 	case EvRevealed:
+		// The scores are copied too, so a client that applies the event to
+		// a public view (without the levels) ends with the same cells.
 		for _, r := range e.Scores {
-			s.assessment(r.Team, e.Aspect).Revealed = true
+			a := s.assessment(r.Team, e.Aspect)
+			a.Revealed, a.Submitted = true, r.Submitted
+			if r.Submitted {
+				a.Level, a.Rationale = r.Level, r.Rationale
+			}
 		}
 	case EvRevealHidden:
 		for _, id := range e.Order {
