@@ -1,0 +1,931 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/leveling/workshop/room"
+)
+
+// roomActor owns one room's state on this instance and every local client
+// of that room. Only its run goroutine touches the fields below the line;
+// other goroutines talk to it through cmds, ctrl and the bus queue.
+type roomActor struct {
+	h  *Hub
+	id string
+
+	cmds chan cmdReq   // commands from client read loops; bounded, never blocks them
+	ctrl chan func()   // joins, leaves, resumes: run on the actor goroutine
+	stop chan struct{} // closed to stop the actor
+	done chan struct{} // closed when run has returned
+
+	ready    chan struct{} // closed once start has loaded the room (or failed)
+	startErr error         // set before ready is closed
+
+	busMu  sync.Mutex
+	busQ   []busItem     // guarded by busMu; filled by the bus goroutine
+	busSig chan struct{} // capacity 1: "busQ has items"
+
+	refs     int // guarded by h.mu
+	stopOnce sync.Once
+	head     atomic.Uint64 // newest committed sequence known here, for pongs
+
+	// ---- owned by the run goroutine ----
+	unsubscribe func()
+	state       *room.State
+	epoch       string
+	broadcast   uint64 // last sequence fanned out to local clients
+	broken      bool   // state may hold uncommitted events: reload before use
+	lagging     bool   // a gap is known but could not be filled yet
+	clients     map[*Client]struct{}
+	byClass     map[string]map[*Client]struct{}
+	byPeer      map[string]map[*Client]struct{} // participant id -> clients
+	recent      []room.Event                    // newest events, for resumes
+	results     map[string]map[string]any       // command key -> ack result
+	resultOrder []string
+
+	remote       map[string]remotePresence // other instances' presence
+	sentPresence map[string][]byte         // last presence frame per class
+	presenceAt   time.Time                 // last time our presence was published
+	localDirty   bool
+	snapCache    map[string]cachedView
+}
+
+type busItem struct {
+	m      Message
+	resync bool
+	at     time.Time
+}
+
+type remotePresence struct {
+	p  room.Presence
+	at time.Time
+}
+
+type cachedView struct {
+	seq  uint64
+	data []byte
+}
+
+// cmdReq is one command from a client.
+type cmdReq struct {
+	c   *Client
+	id  string
+	cmd room.Command
+}
+
+func newRoomActor(h *Hub, id string) *roomActor {
+	return &roomActor{
+		h: h, id: id,
+		cmds:   make(chan cmdReq, commandQueue),
+		ctrl:   make(chan func()),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		ready:  make(chan struct{}),
+		busSig: make(chan struct{}, 1),
+
+		clients:      map[*Client]struct{}{},
+		byClass:      map[string]map[*Client]struct{}{},
+		byPeer:       map[string]map[*Client]struct{}{},
+		results:      map[string]map[string]any{},
+		remote:       map[string]remotePresence{},
+		sentPresence: map[string][]byte{},
+		snapCache:    map[string]cachedView{},
+	}
+}
+
+// start subscribes to the bus and then loads the room, in that order: a
+// change committed between the two is in the loaded state or arrives on
+// the bus (and is skipped if already applied), never lost. Then it runs.
+func (ra *roomActor) start() {
+	defer ra.h.actors.Done()
+	ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+	err := ra.load(ctx)
+	cancel()
+	if err != nil {
+		ra.startErr = err
+		close(ra.ready)
+		close(ra.done)
+		if ra.unsubscribe != nil {
+			ra.unsubscribe()
+		}
+		return
+	}
+	ra.h.m.rooms.Inc()
+	close(ra.ready)
+	ra.run()
+}
+
+func (ra *roomActor) load(ctx context.Context) error {
+	unsub, err := ra.h.bus.Subscribe(ctx, ra.id, (*actorSubscriber)(ra))
+	if err != nil {
+		return errors.Join(room.Errorf(room.EUNAVAILABLE, "the room's bus is unavailable"), err)
+	}
+	ra.unsubscribe = unsub
+	st, epoch, err := ra.h.store.Load(ctx, ra.id)
+	if err != nil {
+		return err
+	}
+	ra.state, ra.epoch, ra.broadcast = st, epoch, st.Seq
+	ra.head.Store(st.Seq)
+	return nil
+}
+
+// actorSubscriber adapts the actor to the Bus's Subscriber: it queues and
+// signals, never blocks.
+type actorSubscriber roomActor
+
+func (s *actorSubscriber) Handle(m Message) {
+	(*roomActor)(s).enqueueBus(busItem{m: m, at: time.Now()})
+}
+func (s *actorSubscriber) Resync() { (*roomActor)(s).enqueueBus(busItem{resync: true}) }
+
+// maxBusQueue bounds the bus queue; past it the queue is replaced by one
+// resync, which refills whatever was dropped from the store.
+const maxBusQueue = 4096
+
+func (ra *roomActor) enqueueBus(it busItem) {
+	ra.busMu.Lock()
+	if len(ra.busQ) >= maxBusQueue {
+		ra.busQ = append(ra.busQ[:0], busItem{resync: true})
+	} else {
+		ra.busQ = append(ra.busQ, it)
+	}
+	ra.busMu.Unlock()
+	select {
+	case ra.busSig <- struct{}{}:
+	default:
+	}
+}
+
+// shutdown stops the actor and waits for it. Called by the last release.
+func (ra *roomActor) shutdown() {
+	ra.stopOnce.Do(func() { close(ra.stop) })
+	<-ra.done
+}
+
+// goingAway asks the actor to close every client with 1001 (server
+// shutdown). The clients' handlers then release the actor.
+func (ra *roomActor) goingAway() {
+	select {
+	case ra.ctrl <- func() {
+		for c := range ra.clients {
+			c.close(statusGoingAway, "server going away")
+		}
+	}:
+	case <-ra.done:
+	}
+}
+
+// call runs f on the actor goroutine and waits for it.
+func (ra *roomActor) call(ctx context.Context, f func()) error {
+	finished := make(chan struct{})
+	select {
+	case ra.ctrl <- func() { f(); close(finished) }:
+	case <-ra.done:
+		return room.Errorf(room.EUNAVAILABLE, "server going away")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-finished:
+		return nil
+	case <-ra.done:
+		return room.Errorf(room.EUNAVAILABLE, "server going away")
+	}
+}
+
+// submit queues a command without blocking the read loop.
+func (ra *roomActor) submit(r cmdReq) bool {
+	select {
+	case ra.cmds <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+func (ra *roomActor) run() {
+	defer close(ra.done)
+	defer ra.h.m.rooms.Dec()
+	defer func() {
+		if ra.unsubscribe != nil {
+			ra.unsubscribe()
+		}
+	}()
+	tick := time.NewTicker(defaultPresenceTick)
+	defer tick.Stop()
+	lastBeat := time.Time{}
+	for {
+		select {
+		case <-ra.stop:
+			ra.failQueued()
+			return
+		case f := <-ra.ctrl:
+			f()
+		case <-ra.busSig:
+			ra.drainBus()
+		case r := <-ra.cmds:
+			batch := []cmdReq{r}
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case r := <-ra.cmds:
+					batch = append(batch, r)
+				default:
+					break more
+				}
+			}
+			ra.drainBus()
+			ra.handleCommands(batch)
+		case now := <-tick.C:
+			if ra.broken || ra.lagging {
+				ra.resync("retry")
+			}
+			if now.Sub(lastBeat) >= ra.h.cfg.Heartbeat {
+				lastBeat = now
+				ra.h.publishAsync(Message{Room: ra.id, Epoch: ra.epoch, Head: ra.state.Seq, Instance: ra.h.cfg.Instance})
+			}
+			ra.tickPresence(now)
+		}
+	}
+}
+
+// failQueued answers commands still queued at stop: the clients retry them
+// with the same id after reconnecting, and idempotency makes that safe.
+func (ra *roomActor) failQueued() {
+	for {
+		select {
+		case r := <-ra.cmds:
+			r.c.sendError(r.id, room.Errorf(room.EUNAVAILABLE, "server going away; retry"))
+		default:
+			return
+		}
+	}
+}
+
+// ---- commands ----
+
+type pendingAck struct {
+	r      cmdReq
+	seq    uint64
+	result map[string]any
+}
+
+func (ra *roomActor) handleCommands(batch []cmdReq) {
+	if ra.broken {
+		ra.resync("before command")
+	}
+	if ra.broken {
+		for _, r := range batch {
+			ra.reject(r, room.Errorf(room.EUNAVAILABLE, "the room's store is unavailable; retry"))
+		}
+		return
+	}
+	answered := make([]bool, len(batch))
+	for attempt := 1; ; attempt++ {
+		now := ra.h.cfg.Now()
+		base := ra.state.Seq
+		var events []room.Event
+		var acks []pendingAck
+		for i, r := range batch {
+			if answered[i] {
+				continue
+			}
+			key := r.c.actor.Participant + "/" + r.id
+			if seq, ok := ra.state.Applied(key); ok {
+				acks = append(acks, pendingAck{r: r, seq: seq, result: ra.results[key]})
+				continue
+			}
+			cmd := r.cmd
+			cmd.Key = key
+			result := ra.prepare(&cmd)
+			evs, err := room.Decide(ra.state, r.c.actor, cmd, now)
+			if err != nil {
+				ra.reject(r, err)
+				answered[i] = true
+				continue
+			}
+			if err := room.Apply(ra.state, evs); err != nil {
+				ra.reject(r, err)
+				answered[i] = true
+				continue
+			}
+			if cmd.Type == room.CmdAsk {
+				result = map[string]any{"question": evs[len(evs)-1].QuestionID}
+			}
+			events = append(events, evs...)
+			acks = append(acks, pendingAck{r: r, seq: evs[len(evs)-1].Seq, result: result})
+		}
+		if len(events) == 0 {
+			ra.sendAcks(acks)
+			return
+		}
+		var snap *room.State
+		every := uint64(ra.h.cfg.SnapshotEvery)
+		if base/every != ra.state.Seq/every {
+			snap = ra.state
+		}
+		ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+		err := ra.h.store.Append(ctx, ra.id, base, events, snap)
+		cancel()
+		if err == nil {
+			ra.committed(events)
+			for _, a := range acks {
+				if a.result != nil {
+					ra.remember(a.r.c.actor.Participant+"/"+a.r.id, a.result)
+				}
+			}
+			ra.sendAcks(acks)
+			return
+		}
+		// The state holds events that may not be committed: start again
+		// from the store, which also fans out whatever others committed.
+		ra.broken = true
+		if errors.Is(err, ErrSeqConflict) {
+			ra.h.m.appendConflict.Inc()
+		} else {
+			ra.h.m.storeErrors.Inc()
+			ra.h.log.Warn("hub: append failed", "room", ra.id, "err", err)
+		}
+		ra.resync("append failed")
+		if ra.broken || attempt >= maxAppendAttempts || !errors.Is(err, ErrSeqConflict) {
+			// An unavailable store may still have committed (a timeout after
+			// the write): the reload above tells, and a retried command
+			// with the same id is then acknowledged, not applied twice.
+			for i, r := range batch {
+				if !answered[i] {
+					if seq, ok := ra.appliedAfterReload(r); ok {
+						ra.sendAcks([]pendingAck{{r: r, seq: seq}})
+						continue
+					}
+					ra.reject(r, errors.Join(room.Errorf(room.EUNAVAILABLE, "the room's store is unavailable; retry with the same id"), err))
+				}
+			}
+			return
+		}
+	}
+}
+
+func (ra *roomActor) appliedAfterReload(r cmdReq) (uint64, bool) {
+	if ra.broken || ra.state == nil {
+		return 0, false
+	}
+	return ra.state.Applied(r.c.actor.Participant + "/" + r.id)
+}
+
+// prepare fills in what the server generates for a command (fresh keys)
+// and returns the ack result that hands them to the facilitator.
+func (ra *roomActor) prepare(cmd *room.Command) map[string]any {
+	switch cmd.Type {
+	case room.CmdAddTeam:
+		key := newKey()
+		cmd.NewSecrets = &room.Secrets{TeamKeyHashes: map[string]string{"": hashKey(key)}}
+		return map[string]any{"team": teamIDAfter(ra.state), "key": key}
+	case room.CmdRotateKeys:
+		fac, pres := newKey(), newKey()
+		ns := &room.Secrets{FacilitatorKeyHash: hashKey(fac), PresenterKeyHash: hashKey(pres), TeamKeyHashes: map[string]string{}}
+		teams := map[string]string{}
+		for _, t := range ra.state.Teams {
+			k := newKey()
+			ns.TeamKeyHashes[t.ID] = hashKey(k)
+			teams[t.ID] = k
+		}
+		cmd.NewSecrets = ns
+		return map[string]any{"facilitatorKey": fac, "presenterKey": pres, "teamKeys": teams}
+	}
+	return nil
+}
+
+func teamIDAfter(s *room.State) string {
+	return "t" + strconv.Itoa(len(s.Teams)+1)
+}
+
+func (ra *roomActor) remember(key string, result map[string]any) {
+	ra.results[key] = result
+	ra.resultOrder = append(ra.resultOrder, key)
+	if len(ra.resultOrder) > 1000 {
+		delete(ra.results, ra.resultOrder[0])
+		ra.resultOrder = ra.resultOrder[1:]
+	}
+}
+
+func (ra *roomActor) reject(r cmdReq, err error) {
+	code := errorCode(err)
+	if code == room.EINTERNAL {
+		ra.h.log.Error("hub: command failed", "room", ra.id, "type", r.cmd.Type, "err", err)
+	}
+	ra.h.m.commands.WithLabelValues(r.cmd.Type, code).Inc()
+	r.c.sendError(r.id, err)
+}
+
+func (ra *roomActor) sendAcks(acks []pendingAck) {
+	for _, a := range acks {
+		ra.h.m.commands.WithLabelValues(a.r.cmd.Type, "ok").Inc()
+		a.r.c.enqueue(mustJSON(ackMsg{Type: msgAck, ID: a.r.id, Seq: a.seq, Result: a.result}))
+	}
+}
+
+// committed records events that are now durable and fans them out.
+func (ra *roomActor) committed(events []room.Event) {
+	ra.head.Store(ra.state.Seq)
+	ra.fanout(events)
+}
+
+// ---- the bus ----
+
+func (ra *roomActor) drainBus() {
+	ra.busMu.Lock()
+	items := ra.busQ
+	ra.busQ = nil
+	ra.busMu.Unlock()
+	for _, it := range items {
+		switch {
+		case it.resync:
+			ra.resync("bus resync")
+		case it.m.Presence != nil:
+			if it.m.Instance != ra.h.cfg.Instance {
+				ra.remote[it.m.Instance] = remotePresence{p: *it.m.Presence, at: time.Now()}
+			}
+		case len(it.m.Events) > 0:
+			ra.onBusEvents(it)
+		case it.m.Head > 0:
+			if !ra.broken && (it.m.Head > ra.state.Seq || it.m.Epoch != "" && it.m.Epoch != ra.epoch) {
+				ra.h.m.busGaps.Inc()
+				ra.resync("heartbeat ahead")
+			}
+		}
+	}
+}
+
+func (ra *roomActor) onBusEvents(it busItem) {
+	if ra.broken {
+		return // the next resync reads the store
+	}
+	if it.m.Epoch != "" && it.m.Epoch != ra.epoch {
+		ra.resync("epoch changed")
+		return
+	}
+	evs := it.m.Events
+	for len(evs) > 0 && evs[0].Seq <= ra.state.Seq {
+		evs = evs[1:] // ours, or already filled from the store
+	}
+	if len(evs) == 0 {
+		return
+	}
+	if evs[0].Seq != ra.state.Seq+1 {
+		ra.h.m.busGaps.Inc()
+		ra.resync("gap")
+		return
+	}
+	if err := room.Apply(ra.state, evs); err != nil {
+		ra.broken = true
+		ra.resync("bad bus events")
+		return
+	}
+	if !evs[0].At.IsZero() {
+		ra.h.m.busLagSeconds.Observe(time.Since(evs[len(evs)-1].At).Seconds())
+	}
+	ra.committed(evs)
+}
+
+// resync brings the actor up to the store. A broken actor reloads its state
+// (its own may hold uncommitted events); otherwise it reads the events after
+// its sequence. Either way local clients get every committed event after
+// the last one they were sent, or a fresh snapshot if that is impossible.
+func (ra *roomActor) resync(why string) {
+	ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+	defer cancel()
+	if !ra.broken {
+		evs, err := ra.h.store.Since(ctx, ra.id, ra.state.Seq)
+		if err == nil {
+			if len(evs) > 0 && evs[0].Seq == ra.state.Seq+1 && room.Apply(ra.state, evs) == nil {
+				ra.committed(evs)
+			}
+			ra.lagging = false
+			return
+		}
+		if !errors.Is(err, ErrTruncated) {
+			ra.lagging = true
+			ra.h.m.storeErrors.Inc()
+			ra.h.log.Debug("hub: catch up failed", "room", ra.id, "why", why, "err", err)
+			return
+		}
+	}
+	st, epoch, err := ra.h.store.Load(ctx, ra.id)
+	if err != nil {
+		ra.broken = true
+		ra.h.m.storeErrors.Inc()
+		ra.h.log.Debug("hub: reload failed", "room", ra.id, "why", why, "err", err)
+		return
+	}
+	from := ra.broadcast
+	ra.state, ra.broken, ra.lagging = st, false, false
+	ra.head.Store(st.Seq)
+	if epoch != ra.epoch || st.Seq < from {
+		ra.epoch = epoch
+		ra.resnapshotAll()
+		return
+	}
+	if st.Seq == from {
+		return
+	}
+	missed, err := ra.h.store.Since(ctx, ra.id, from)
+	if err == nil {
+		missed = slices.DeleteFunc(missed, func(e room.Event) bool { return e.Seq > st.Seq })
+	}
+	if err != nil || len(missed) == 0 || missed[0].Seq != from+1 || missed[len(missed)-1].Seq != st.Seq {
+		ra.resnapshotAll()
+		return
+	}
+	ra.fanout(missed)
+}
+
+// resnapshotAll sends every local client a fresh snapshot: after an epoch
+// change, or when the missed events cannot be listed.
+func (ra *roomActor) resnapshotAll() {
+	ra.recent = nil
+	ra.broadcast = ra.state.Seq
+	clear(ra.snapCache)
+	for c := range ra.clients {
+		c.enqueue(ra.snapshotFor(c))
+	}
+}
+
+// ---- fan-out ----
+
+// fanout encodes each event once per audience variant and queues the
+// frames to every local client. It runs on the actor goroutine; queueing
+// never blocks (a full queue closes that client).
+func (ra *roomActor) fanout(events []room.Event) {
+	if len(events) == 0 {
+		return
+	}
+	start := time.Now()
+	ra.broadcast = events[len(events)-1].Seq
+	ra.recent = append(ra.recent, events...)
+	if n := len(ra.recent) - recentEvents; n > 0 {
+		ra.recent = slices.Delete(ra.recent, 0, n)
+	}
+	enc := newEventEncoder(events)
+	authors := map[string]bool{}
+	for _, e := range events {
+		if e.Question != nil && e.Question.Author != "" {
+			authors[e.Question.Author] = true
+		}
+	}
+	for class, members := range ra.byClass {
+		if len(members) == 0 {
+			continue
+		}
+		frame := eventsFrame(ra.epoch, enc.encodeFor(classAudience(class)))
+		for c := range members {
+			if class == classPublic && authors[c.actor.Participant] {
+				continue // gets a frame of its own below
+			}
+			c.enqueue(frame)
+		}
+	}
+	for pid := range authors {
+		for c := range ra.byPeer[pid] {
+			if c.class == classPublic {
+				c.enqueue(eventsFrame(ra.epoch, enc.encodeFor(c.aud)))
+			}
+		}
+	}
+	ra.h.m.deliveries.Add(float64(len(ra.clients)))
+	ra.afterEvents(events)
+	ra.h.m.fanoutSeconds.Observe(time.Since(start).Seconds())
+}
+
+// afterEvents closes connections that events disowned: removed attendees
+// and connections made with rotated keys.
+func (ra *roomActor) afterEvents(events []room.Event) {
+	for _, e := range events {
+		switch e.Type {
+		case room.EvParticipantRemoved:
+			for c := range ra.byPeer[e.Participant] {
+				c.close(statusRemoved, "removed")
+			}
+		case room.EvKeysRotated:
+			for c := range ra.clients {
+				if c.keyGen >= 0 && c.keyGen < ra.state.Secrets.Generation {
+					c.close(statusRemoved, "removed: keys were rotated")
+				}
+			}
+		}
+	}
+}
+
+// eventEncoder caches each event's encoding per variant key, so an event is
+// marshalled once per distinct audience variant however many clients get it.
+type eventEncoder struct {
+	events []room.Event
+	cache  []map[string][]byte
+}
+
+func newEventEncoder(events []room.Event) *eventEncoder {
+	return &eventEncoder{events: events, cache: make([]map[string][]byte, len(events))}
+}
+
+func (x *eventEncoder) encodeFor(aud room.Audience) [][]byte {
+	out := make([][]byte, len(x.events))
+	for i, e := range x.events {
+		key := room.VariantKey(e, aud)
+		if b, ok := x.cache[i][key]; ok {
+			out[i] = b
+			continue
+		}
+		b := mustJSON(room.Redact(e, aud))
+		if x.cache[i] == nil {
+			x.cache[i] = map[string][]byte{}
+		}
+		x.cache[i][key] = b
+		out[i] = b
+	}
+	return out
+}
+
+// Client classes: every member of a class gets the same bytes, except an
+// attendee's own pending or anonymous question.
+const (
+	classFacilitator = "facilitator"
+	classPublic      = "public"
+	classTeamPrefix  = "team:"
+)
+
+func classOf(a room.Actor) string {
+	switch a.Role {
+	case room.RoleFacilitator:
+		return classFacilitator
+	case room.RoleTeam:
+		return classTeamPrefix + a.Team
+	}
+	return classPublic
+}
+
+func classAudience(class string) room.Audience {
+	switch {
+	case class == classFacilitator:
+		return room.AudienceOf(room.FacilitatorActor())
+	case len(class) > len(classTeamPrefix) && class[:len(classTeamPrefix)] == classTeamPrefix:
+		t := class[len(classTeamPrefix):]
+		return room.Audience{Role: room.RoleTeam, Team: t, Participant: "team:" + t}
+	}
+	return room.Audience{Role: room.RoleAttendee}
+}
+
+// ---- joining ----
+
+// snapshotFor encodes a snapshot for c. Views shared by a whole class are
+// cached per sequence; an attendee with votes or questions of their own
+// gets a personal view.
+func (ra *roomActor) snapshotFor(c *Client) []byte {
+	var view []byte
+	if c.class == classPublic && hasPersonal(ra.state, c.actor.Participant) {
+		view = mustJSON(room.View(ra.state, c.aud))
+	} else if cv, ok := ra.snapCache[c.class]; ok && cv.seq == ra.state.Seq {
+		view = cv.data
+	} else {
+		view = mustJSON(room.View(ra.state, classAudience(c.class)))
+		ra.snapCache[c.class] = cachedView{seq: ra.state.Seq, data: view}
+	}
+	return snapshotFrame(ra.epoch, ra.state.Seq, ra.h.cfg.Now().UnixMilli(), view, ra.presenceJSON(c.class))
+}
+
+func hasPersonal(s *room.State, pid string) bool {
+	if pid == "" {
+		return false
+	}
+	for _, q := range s.Questions {
+		if q.Author == pid || q.Voters[pid] || q.Reporters[pid] {
+			return true
+		}
+	}
+	return false
+}
+
+// hello is what a joining client asked for.
+type hello struct {
+	key, name, participant, token, epoch string
+	seq                                  uint64
+}
+
+// join authenticates c, registers it and queues its welcome and its
+// snapshot or missed events, all on the actor goroutine so that no event
+// falls between the snapshot and the live stream.
+func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reason string) {
+	if ra.broken {
+		ra.resync("join")
+		if ra.broken {
+			return statusTryAgainLater, "store unavailable"
+		}
+	}
+	actor, gen, token, err := ra.authenticate(hi)
+	if err != nil {
+		return statusUnauthorized, errorMessage(err)
+	}
+	c.actor, c.aud, c.class, c.keyGen = actor, room.AudienceOf(actor), classOf(actor), gen
+	c.enqueue(mustJSON(welcomeMsg{
+		Type: msgWelcome, Role: actor.Role, Participant: actor.Participant, Token: token,
+		Name: actor.Name, Team: actor.Team, Epoch: ra.epoch, Now: ra.h.cfg.Now().UnixMilli(),
+	}))
+	ra.sendCatchUp(c, hi.epoch, hi.seq)
+	ra.clients[c] = struct{}{}
+	addTo(ra.byClass, c.class, c)
+	addTo(ra.byPeer, actor.Participant, c)
+	ra.localDirty = true
+	ra.h.m.connections.WithLabelValues(string(actor.Role)).Inc()
+	return 0, ""
+}
+
+// sendCatchUp queues what a client that has (epoch, seq) misses: the events
+// after seq when they are at hand, else a snapshot. Never a partial replay.
+func (ra *roomActor) sendCatchUp(c *Client, epoch string, seq uint64) {
+	cur := ra.state.Seq
+	if epoch != ra.epoch || seq == 0 || seq > cur || cur-seq > maxResumeGap {
+		c.enqueue(ra.snapshotFor(c))
+		return
+	}
+	var missed []room.Event
+	if len(ra.recent) > 0 && ra.recent[0].Seq <= seq+1 {
+		i := int(seq + 1 - ra.recent[0].Seq)
+		missed = ra.recent[i:]
+	} else if cur > seq {
+		ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+		evs, err := ra.h.store.Since(ctx, ra.id, seq)
+		cancel()
+		if err != nil || len(evs) == 0 || evs[0].Seq != seq+1 {
+			c.enqueue(ra.snapshotFor(c))
+			return
+		}
+		missed = slices.DeleteFunc(evs, func(e room.Event) bool { return e.Seq > cur })
+	}
+	if len(missed) > 0 && missed[len(missed)-1].Seq != cur {
+		c.enqueue(ra.snapshotFor(c))
+		return
+	}
+	c.enqueue(eventsFrame(ra.epoch, newEventEncoder(missed).encodeFor(c.aud)))
+}
+
+// authenticate turns a hello into an actor. gen is the key generation for
+// key-based roles (-1 for attendees); token is a new attendee's token.
+func (ra *roomActor) authenticate(hi hello) (actor room.Actor, gen int, token string, err error) {
+	sec := ra.state.Secrets
+	unauthorized := room.Errorf(EUNAUTHORIZED, "unauthorized")
+	if hi.key != "" {
+		switch {
+		case keyMatches(hi.key, sec.FacilitatorKeyHash):
+			return room.FacilitatorActor(), sec.Generation, "", nil
+		case keyMatches(hi.key, sec.PresenterKeyHash):
+			return room.Actor{Role: room.RolePresenter, Participant: "presenter", Name: "Presenter"}, sec.Generation, "", nil
+		}
+		// Every team hash is compared, so timing does not tell which matched.
+		var found *room.Team
+		for i := range ra.state.Teams {
+			t := &ra.state.Teams[i]
+			if keyMatches(hi.key, sec.TeamKeyHashes[t.ID]) {
+				found = t
+			}
+		}
+		if found != nil {
+			return room.TeamActor(*found), sec.Generation, "", nil
+		}
+		return room.Actor{}, 0, "", unauthorized
+	}
+	name, err := displayName(hi.name)
+	if err != nil {
+		return room.Actor{}, 0, "", err
+	}
+	if hi.participant != "" || hi.token != "" {
+		if !tokenMatches(sec.ParticipantSecret, hi.participant, hi.token) {
+			return room.Actor{}, 0, "", unauthorized
+		}
+		if ra.state.Removed[hi.participant] {
+			return room.Actor{}, 0, "", room.Errorf(EUNAUTHORIZED, "removed from this room")
+		}
+		return room.Actor{Role: room.RoleAttendee, Participant: hi.participant, Name: name}, -1, "", nil
+	}
+	if hi.name == "" {
+		return room.Actor{}, 0, "", room.Errorf(EUNAUTHORIZED, "hello needs a key, a name, or a participant and token")
+	}
+	pid := newParticipantID()
+	return room.Actor{Role: room.RoleAttendee, Participant: pid, Name: name}, -1, participantToken(sec.ParticipantSecret, pid), nil
+}
+
+// displayName validates an attendee's chosen name; empty means "Guest".
+func displayName(s string) (string, error) {
+	if s == "" {
+		return "Guest", nil
+	}
+	if err := room.ValidateDisplayName(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func addTo(m map[string]map[*Client]struct{}, k string, c *Client) {
+	if m[k] == nil {
+		m[k] = map[*Client]struct{}{}
+	}
+	m[k][c] = struct{}{}
+}
+
+func removeFrom(m map[string]map[*Client]struct{}, k string, c *Client) {
+	delete(m[k], c)
+	if len(m[k]) == 0 {
+		delete(m, k)
+	}
+}
+
+// leave unregisters c.
+func (ra *roomActor) leave(c *Client) {
+	if _, ok := ra.clients[c]; !ok {
+		return
+	}
+	delete(ra.clients, c)
+	removeFrom(ra.byClass, c.class, c)
+	removeFrom(ra.byPeer, c.actor.Participant, c)
+	ra.localDirty = true
+	ra.h.m.connections.WithLabelValues(string(c.actor.Role)).Dec()
+}
+
+// ---- presence ----
+
+func (ra *roomActor) localPresence() room.Presence {
+	p := room.Presence{Teams: map[string]int{}}
+	for pid, cs := range ra.byPeer {
+		var any *Client
+		for c := range cs {
+			any = c
+			break
+		}
+		switch any.actor.Role {
+		case room.RoleFacilitator:
+			p.Facilitator = true
+		case room.RoleTeam:
+			p.Teams[any.actor.Team] += len(cs)
+		case room.RolePresenter:
+			p.Presenters += len(cs)
+		case room.RoleAttendee:
+			p.Attendees++
+			if len(p.Names) < maxPresenceNames {
+				p.Names = append(p.Names, room.PresentName{Participant: pid, Name: any.actor.Name})
+			}
+		}
+	}
+	return p
+}
+
+func (ra *roomActor) mergedPresence(now time.Time) room.Presence {
+	p := ra.localPresence()
+	for inst, rp := range ra.remote {
+		if now.Sub(rp.at) > presenceExpiry {
+			delete(ra.remote, inst)
+			continue
+		}
+		p = p.Merge(rp.p)
+	}
+	if len(p.Names) > maxPresenceNames {
+		p.Names = p.Names[:maxPresenceNames]
+	}
+	return p
+}
+
+func (ra *roomActor) presenceJSON(class string) []byte {
+	p := ra.mergedPresence(time.Now())
+	return mustJSON(p.For(classAudience(class)))
+}
+
+// tickPresence publishes this instance's presence when it changed (or
+// every few seconds, so others can expire a dead instance), and sends
+// clients the merged presence when it changed, at most once per tick.
+func (ra *roomActor) tickPresence(now time.Time) {
+	if ra.localDirty || now.Sub(ra.presenceAt) >= presenceRepublish {
+		lp := ra.localPresence()
+		ra.h.publishAsync(Message{Room: ra.id, Presence: &lp, Instance: ra.h.cfg.Instance})
+		ra.presenceAt, ra.localDirty = now, false
+	}
+	merged := ra.mergedPresence(now)
+	for class, members := range ra.byClass {
+		frame := mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(class))})
+		if string(frame) == string(ra.sentPresence[class]) {
+			continue
+		}
+		ra.sentPresence[class] = frame
+		for c := range members {
+			c.enqueue(frame)
+		}
+	}
+	for class := range ra.sentPresence {
+		if _, ok := ra.byClass[class]; !ok {
+			delete(ra.sentPresence, class)
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/coder/websocket"
+	"github.com/leveling/workshop/room"
+)
+
+// Close codes (PROTOCOL.md).
+const (
+	statusNormal        = websocket.StatusNormalClosure // 1000
+	statusGoingAway     = websocket.StatusGoingAway     // 1001: shutdown or drain; reconnect
+	statusTooBig        = websocket.StatusMessageTooBig // 1009
+	statusInternal      = websocket.StatusInternalError // 1011
+	statusTryAgainLater = websocket.StatusTryAgainLater // 1013: store unavailable
+	statusProtocol      = websocket.StatusCode(4000)    // bad or missing hello
+	statusUnauthorized  = websocket.StatusCode(4001)    // wrong key or token
+	statusRemoved       = websocket.StatusCode(4003)    // removed, or keys rotated
+	statusNotFound      = websocket.StatusCode(4004)    // no such room
+	statusTooSlow       = websocket.StatusCode(4008)    // fell too far behind
+	statusTooMany       = websocket.StatusCode(4029)    // connection limits
+)
+
+// CloseCodes lists every close code the server sends, for the
+// documentation check.
+var CloseCodes = []websocket.StatusCode{
+	statusNormal, statusGoingAway, websocket.StatusPolicyViolation, statusTooBig, statusInternal,
+	statusTryAgainLater, statusProtocol, statusUnauthorized, statusRemoved, statusNotFound,
+	statusTooSlow, statusTooMany,
+}
+
+// Client is one WebSocket connection. Its read loop runs on the HTTP
+// handler goroutine and its write loop on a goroutine of its own; only the
+// write loop writes to conn. The room actor sets the identity fields once,
+// in join, before the client is visible to anyone else.
+type Client struct {
+	h    *Hub
+	conn *websocket.Conn
+	ra   *roomActor
+
+	actor  room.Actor
+	aud    room.Audience
+	class  string
+	keyGen int // key generation for key-based roles, -1 for attendees
+
+	send      chan []byte   // queued frames; the write loop drains it
+	done      chan struct{} // closed by close: the write loop stops
+	closeOnce sync.Once
+}
+
+// enqueue queues a frame without blocking. A full queue means the client
+// fell too far behind: it is closed with 4008 and reconnects to resume.
+func (c *Client) enqueue(b []byte) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	select {
+	case c.send <- b:
+	default:
+		c.h.m.slowCloses.Inc()
+		c.close(statusTooSlow, "too slow")
+	}
+}
+
+func (c *Client) sendError(id string, err error) {
+	c.enqueue(mustJSON(errorMsg{Type: msgError, ID: id, Code: errorCode(err), Message: errorMessage(err)}))
+}
+
+// close ends the connection with a code and reason, from any goroutine,
+// without waiting: the close handshake runs on a goroutine of its own.
+func (c *Client) close(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		go c.conn.Close(code, reason)
+	})
+}
+
+// writeLoop writes queued frames, joining whatever is queued into one
+// WebSocket message (frames separated by newlines) up to maxFrameBytes.
+func (c *Client) writeLoop() {
+	buf := make([]byte, 0, 4096)
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.send:
+			buf = append(buf[:0], b...)
+		batch:
+			for len(buf) < maxFrameBytes {
+				select {
+				case b := <-c.send:
+					buf = append(buf, '\n')
+					buf = append(buf, b...)
+				default:
+					break batch
+				}
+			}
+			ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.WriteTimeout)
+			err := c.conn.Write(ctx, websocket.MessageText, buf)
+			cancel()
+			if err != nil {
+				c.close(statusInternal, "write failed")
+				return
+			}
+			if cap(buf) > 64<<10 {
+				buf = make([]byte, 0, 4096) // do not keep a burst's buffer per idle client
+			}
+		}
+	}
+}
+
+// serveWS runs one WebSocket connection from upgrade to close.
+func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID string, opts *websocket.AcceptOptions) {
+	h.mu.Lock()
+	if h.draining {
+		h.mu.Unlock()
+		http.Error(w, `{"error":{"code":"unavailable","message":"server going away"}}`, http.StatusServiceUnavailable)
+		return
+	}
+	h.conns.Add(1)
+	h.mu.Unlock()
+	defer h.conns.Done()
+
+	conn, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		h.log.Debug("hub: websocket accept", "err", err)
+		return // Accept has answered the request
+	}
+	conn.SetReadLimit(maxMessageBytes)
+	c := &Client{h: h, conn: conn, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{})}
+	defer c.close(statusNormal, "")
+
+	hi, code, reason := c.readHello()
+	if code != 0 {
+		c.close(code, reason)
+		return
+	}
+	ra, err := h.acquire(h.ctx, roomID)
+	if err != nil {
+		switch errorCode(err) {
+		case room.ENOTFOUND:
+			c.close(statusNotFound, "room not found")
+		default:
+			c.close(statusTryAgainLater, "room unavailable")
+		}
+		return
+	}
+	defer h.release(ra)
+	c.ra = ra
+	err = ra.call(h.ctx, func() { code, reason = ra.join(c, hi) })
+	if err != nil {
+		c.close(statusGoingAway, "server going away")
+		return
+	}
+	if code != 0 {
+		c.close(code, reason)
+		return
+	}
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); c.writeLoop() }()
+	c.readLoop()
+	_ = ra.call(context.Background(), func() { ra.leave(c) })
+	c.close(statusNormal, "")
+	<-writerDone
+}
+
+// readHello reads and checks the first message. A non-zero code means the
+// connection must close with it.
+func (c *Client) readHello() (hello, websocket.StatusCode, string) {
+	ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.HelloTimeout)
+	defer cancel()
+	typ, data, err := c.conn.Read(ctx)
+	if err != nil {
+		if websocket.CloseStatus(err) == statusTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
+			return hello{}, statusTooBig, "message too big"
+		}
+		return hello{}, statusProtocol, "protocol error: no hello"
+	}
+	if typ != websocket.MessageText {
+		return hello{}, statusProtocol, "protocol error: text frames only"
+	}
+	m, err := decodeClientMessage(data)
+	if err != nil || m.Type != msgHello {
+		return hello{}, statusProtocol, "protocol error: the first message must be a valid hello"
+	}
+	return hello{key: m.Key, name: m.Name, participant: m.Participant, token: m.Token, epoch: m.Epoch, seq: m.Seq}, 0, ""
+}
+
+// readLoop reads client messages until the connection ends. It never does
+// I/O beyond queueing: commands go to the room actor's bounded queue.
+func (c *Client) readLoop() {
+	for {
+		ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.ReadTimeout)
+		typ, data, err := c.conn.Read(ctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.close(statusTooBig, "message too big")
+			}
+			return
+		}
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		if typ != websocket.MessageText {
+			c.sendError("", room.Errorf(room.EINVALID, "text frames only"))
+			continue
+		}
+		m, err := decodeClientMessage(data)
+		if err != nil {
+			c.sendError(m.ID, err)
+			continue
+		}
+		switch m.Type {
+		case msgHello:
+			c.sendError(m.ID, room.Errorf(room.EINVALID, "hello was already received"))
+		case msgPing:
+			c.enqueue(mustJSON(pongMsg{Type: msgPong, ID: m.ID, T: m.T, Now: c.h.cfg.Now().UnixMilli(), Seq: c.ra.head.Load()}))
+		case msgResume:
+			epoch, seq := m.Epoch, m.Seq
+			ra := c.ra
+			go func() { // call blocks until the actor runs it; never on the read loop
+				_ = ra.call(c.h.ctx, func() {
+					if _, ok := ra.clients[c]; ok {
+						ra.sendCatchUp(c, epoch, seq)
+					}
+				})
+			}()
+		default:
+			if !c.ra.submit(cmdReq{c: c, id: m.ID, cmd: m.Command}) {
+				c.sendError(m.ID, &room.Error{Code: room.ERATELIMITED, Message: "the room is busy; retry shortly"})
+			}
+		}
+	}
+}

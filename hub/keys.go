@@ -1,0 +1,101 @@
+package hub
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+)
+
+// Join codes are read aloud and typed on phones: 8 characters of an
+// alphabet without 0/O and 1/I. 32^8 = 2^40 codes.
+const (
+	codeAlphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+	codeLen      = 8
+	keyBytes     = 24 // 192 random bits per key
+)
+
+// newKey returns a fresh random key, URL-safe base64.
+func newKey() string {
+	b := make([]byte, keyBytes)
+	if _, err := rand.Read(b); err != nil {
+		panic("hub: crypto/rand failed: " + err.Error()) // never happens on Linux
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashKey is the form in which keys are stored: hex SHA-256. Keys are long
+// random values, so a plain hash suffices (no password stretching).
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// keyMatches compares a presented key with a stored hash in constant time.
+func keyMatches(key, hash string) bool {
+	if key == "" || hash == "" {
+		return false
+	}
+	got := hashKey(key)
+	return subtle.ConstantTimeCompare([]byte(got), []byte(hash)) == 1
+}
+
+// newJoinCode returns a random short join code.
+func newJoinCode() string {
+	b := make([]byte, codeLen)
+	if _, err := rand.Read(b); err != nil {
+		panic("hub: crypto/rand failed: " + err.Error())
+	}
+	out := make([]byte, codeLen)
+	for i, x := range b {
+		out[i] = codeAlphabet[int(x)%len(codeAlphabet)] // 256 % 32 == 0: no bias
+	}
+	return string(out)
+}
+
+// normalizeCode uppercases a typed code and drops spaces and dashes. It
+// answers "" when the result cannot be a code.
+func normalizeCode(s string) string {
+	if len(s) > 32 {
+		return ""
+	}
+	s = strings.ToUpper(strings.NewReplacer(" ", "", "-", "").Replace(s))
+	if len(s) != codeLen {
+		return ""
+	}
+	for _, c := range s {
+		if !strings.ContainsRune(codeAlphabet, c) {
+			return ""
+		}
+	}
+	return s
+}
+
+// newParticipantID mints an attendee's public id.
+func newParticipantID() string {
+	b := make([]byte, 9)
+	if _, err := rand.Read(b); err != nil {
+		panic("hub: crypto/rand failed: " + err.Error())
+	}
+	return "p_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// participantToken signs a participant id with the room's participant
+// secret, so any instance can check a returning attendee without a lookup.
+func participantToken(secret, participant string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(participant))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// tokenMatches checks an attendee's token in constant time.
+func tokenMatches(secret, participant, token string) bool {
+	if secret == "" || participant == "" || token == "" {
+		return false
+	}
+	want := participantToken(secret, participant)
+	return subtle.ConstantTimeCompare([]byte(want), []byte(token)) == 1
+}
