@@ -46,4 +46,4 @@ fuzz:
 # frontend/static/vendor. Only needed to change their versions: the copies
 # are committed, so go build never needs node.
 vendor-js:
-	@echo "see frontend/README.md"
+	sh frontend/vendor.sh

@@ -1,0 +1,165 @@
+// results.js: the results page (/results/{id}, with #key=FACILITATOR_KEY
+// for the export buttons). The teams x aspects heatmap of revealed scores
+// with level names, the spread per aspect, each team's rationale, notes and
+// action items. It prints cleanly (see @media print in app.css).
+
+import { useState, useEffect } from '../vendor/hooks.module.js';
+import {
+  html, mount, api, roomIdFromPath, hashParams, aspectOf, levelInfo, levelColors, exportResults, prefs,
+} from './lib.js';
+import { LevelToggle, LevelExplain } from './components.js';
+
+const roomId = roomIdFromPath();
+const key = hashParams().get('key') || '';
+const refreshEvery = 15000; // ms between refreshes while the page is visible
+
+function Chip({ model, aspect, level }) {
+  const info = levelInfo(model, aspect, level);
+  if (!info) return null;
+  const { bg, fg } = levelColors(level, model.levels.length);
+  return html`
+    <span class="chip chip-result" data-level=${level} style=${{ backgroundColor: bg, color: fg }}>
+      ${prefs.names.value ? html`${info.name}` : html`<span class="chip-num">${level}</span> ${info.name}`}
+    </span>`;
+}
+
+function Matrix({ res, model }) {
+  return html`
+    <div class="heatmap-wrap" role="region" aria-label="Results matrix" tabindex="0">
+      <table class="heatmap heatmap-results">
+        <caption>Revealed scores, teams by aspect</caption>
+        <thead>
+          <tr><th scope="col">Team</th>${res.aspects.map((a) => html`<th scope="col" key=${a.id}>${a.name}</th>`)}</tr>
+        </thead>
+        <tbody>
+          ${res.teams.map((t, i) => html`
+            <tr key=${t.id}>
+              <th scope="row">${t.name}</th>
+              ${res.aspects.map((a) => {
+                const sc = a.scores[i] || {};
+                let body;
+                if (sc.status === 'revealed') body = html`<${Chip} model=${model} aspect=${a.id} level=${sc.level} />`;
+                else if (sc.status === 'not_submitted') body = html`<span class="cell-none">not submitted</span>`;
+                else body = html`<span class="cell-hidden" title="Not revealed"><span aria-hidden="true">·</span><span class="visually-hidden">not revealed</span></span>`;
+                return html`<td key=${a.id} data-team=${t.id} data-aspect=${a.id}>${body}</td>`;
+              })}
+            </tr>`)}
+        </tbody>
+        <tfoot>
+          <tr><th scope="row">Spread</th>${res.aspects.map((a) => html`<td key=${a.id} class="spread" data-spread=${a.spread}>${hasScores(a) ? a.spread : '–'}</td>`)}</tr>
+          <tr><th scope="row">Mean</th>${res.aspects.map((a) => html`<td key=${a.id} class="spread">${hasScores(a) ? a.mean.toFixed(1) : '–'}</td>`)}</tr>
+        </tfoot>
+      </table>
+    </div>`;
+}
+
+function hasScores(a) {
+  return a.scores.some((s) => s.status === 'revealed');
+}
+
+function AspectDetail({ res, model, a }) {
+  const asp = aspectOf(model, a.id);
+  const revealed = a.scores.filter((s) => s.status === 'revealed');
+  const name = (id) => (res.teams.find((t) => t.id === id) || {}).name || id;
+  return html`
+    <section class="card result-aspect" data-aspect=${a.id}>
+      <h2>${a.name}</h2>
+      ${asp && asp.question && html`<p class="aspect-question">${asp.question}</p>`}
+      <p class="muted">${hasScores(a) ? `Levels ${a.min} to ${a.max}, spread ${a.spread}.` : 'No score revealed.'}</p>
+      ${revealed.length > 0 && html`
+        <ul class="result-teams">
+          ${revealed.map((s) => html`
+            <li key=${s.team}>
+              <div class="result-team-head"><strong>${name(s.team)}</strong> <${Chip} model=${model} aspect=${a.id} level=${s.level} /></div>
+              <${LevelExplain} model=${model} aspect=${a.id} level=${s.level} />
+              ${s.rationale && html`<blockquote class="rationale">${s.rationale}</blockquote>`}
+            </li>`)}
+        </ul>`}
+      ${a.note && html`<h3>Notes</h3><p class="note-text">${a.note}</p>`}
+      ${a.actions && a.actions.length > 0 && html`
+        <h3>Action items</h3>
+        <ul class="action-list">
+          ${a.actions.map((x) => html`<li key=${x.id} class=${x.done ? 'is-done' : ''}><span aria-hidden="true">${x.done ? '☑' : '☐'}</span> <span class="visually-hidden">${x.done ? 'done:' : 'open:'}</span> ${x.text}</li>`)}
+        </ul>`}
+    </section>`;
+}
+
+function Exports({ title }) {
+  const [msg, setMsg] = useState('');
+  if (!key) return null;
+  const go = async (fmt) => {
+    setMsg('');
+    try {
+      await exportResults(roomId, fmt, key, title);
+      setMsg(`Exported ${fmt.toUpperCase()}.`);
+    } catch (err) {
+      setMsg(`Export failed: ${err.message}`);
+    }
+  };
+  return html`
+    <div class="export no-print">
+      <span>Export:</span>
+      <button type="button" onClick=${() => go('csv')}>CSV</button>
+      <button type="button" onClick=${() => go('json')}>JSON</button>
+      <button type="button" onClick=${() => go('md')}>Markdown</button>
+      <span class="muted small" role="status">${msg}</span>
+    </div>`;
+}
+
+function Results() {
+  const [res, setRes] = useState(null);
+  const [room, setRoom] = useState(null);
+  const [err, setErr] = useState('');
+  const [updated, setUpdated] = useState(null);
+  const load = async () => {
+    try {
+      const [r, v] = await Promise.all([
+        api('GET', `/api/rooms/${encodeURIComponent(roomId)}/results`),
+        api('GET', `/api/rooms/${encodeURIComponent(roomId)}`),
+      ]);
+      setRes(r);
+      setRoom(v);
+      setErr('');
+      setUpdated(new Date());
+      document.title = `${r.title} · Results`;
+    } catch (e) {
+      setErr(e.status === 404 ? 'This room does not exist.' : e.message);
+    }
+  };
+  useEffect(() => {
+    load();
+    const t = setInterval(() => {
+      if (document.visibilityState === 'visible') load();
+    }, refreshEvery);
+    return () => clearInterval(t);
+  }, []);
+  if (!res || !room) {
+    return html`<main class="narrow">${err ? html`<h1>Results</h1><p class="banner banner-error" role="alert">${err}</p>` : html`<p class="muted loading">Loading the results…</p>`}</main>`;
+  }
+  const model = room.model;
+  return html`
+    <header class="topbar">
+      <div class="topbar-title">
+        <span class="role-tag">Results</span>
+        <h1>${res.title}</h1>
+      </div>
+      <div class="topbar-tools no-print">
+        <${LevelToggle} />
+        <button type="button" onClick=${() => load()}>Refresh</button>
+        <button type="button" onClick=${() => window.print()}>Print</button>
+      </div>
+    </header>
+    <main class="results">
+      <p class="muted">${res.model} · ${res.teams.length} teams · ${res.aspects.length} aspects
+        ${room.phase !== 'closed' && updated && html` · updated ${updated.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`}</p>
+      ${err && html`<p class="banner banner-error no-print" role="alert">${err}</p>`}
+      <${Exports} title=${res.title} />
+      <section class="card"><${Matrix} res=${res} model=${model} /></section>
+      <p class="legend">
+        ${model.levels.map((l, i) => html`<span key=${i} class="legend-item"><${Chip} model=${model} aspect="" level=${i + 1} /> ${l.description || ''}</span>`)}
+      </p>
+      ${res.aspects.map((a) => html`<${AspectDetail} key=${a.id} res=${res} model=${model} a=${a} />`)}
+    </main>`;
+}
+
+mount(html`<${Results} />`);

@@ -1,0 +1,254 @@
+// state.js: the client's copy of a room. A snapshot replaces it; each event
+// of an `events` message is applied in sequence order, the way the server's
+// room.Evolve does, cut to what this client may see (PROTOCOL.md, "Events").
+
+import { questionNumber } from './lib.js';
+
+// normalize fills the fields that a view may leave out, so the pages can
+// read them without checks.
+export function normalize(room) {
+  const r = room || {};
+  r.teams = r.teams || [];
+  r.agenda = r.agenda || [];
+  r.queues = r.queues || {};
+  r.spoken = r.spoken || {};
+  r.hands = r.hands || [];
+  r.scores = r.scores || {};
+  r.questions = r.questions || [];
+  r.notes = r.notes || {};
+  r.actions = r.actions || {};
+  r.removed = r.removed || {};
+  r.highlighted = r.highlighted || '';
+  r.model = r.model || { levels: [], aspects: [] };
+  r.model.levels = r.model.levels || [];
+  r.model.aspects = r.model.aspects || [];
+  if (!r.agenda.length) r.agenda = r.model.aspects.map((a) => a.id);
+  return r;
+}
+
+function assessment(s, team, aspect) {
+  const byAspect = s.scores[team] || (s.scores[team] = {});
+  return byAspect[aspect] || (byAspect[aspect] = { submitted: false, revealed: false });
+}
+
+function findQuestion(s, id) {
+  return s.questions.find((q) => q.id === id);
+}
+
+// putQuestion inserts q in posting order or replaces the one with its id,
+// keeping the votes and this client's own vote already known.
+function putQuestion(s, q) {
+  const old = findQuestion(s, q.id);
+  if (old) {
+    const votes = old.votes;
+    const voters = old.voters;
+    Object.keys(old).forEach((k) => delete old[k]);
+    Object.assign(old, q, { votes, voters });
+    return;
+  }
+  const c = Object.assign({ votes: 0 }, q);
+  const n = questionNumber(c.id);
+  const i = s.questions.findIndex((x) => questionNumber(x.id) > n);
+  if (i < 0) s.questions.push(c);
+  else s.questions.splice(i, 0, c);
+}
+
+function isOwnTeam(me, team) {
+  return me && me.role === 'team' && me.team === team;
+}
+
+// applyEvent applies one event to s (in place) for the client me
+// ({role, team, participant}) and answers s.
+export function applyEvent(s, e, me) {
+  s.seq = e.seq;
+  const fac = me && me.role === 'facilitator';
+  switch (e.type) {
+    case 'room_created':
+      // Clients get a snapshot instead; take it if one comes anyway.
+      return normalize(Object.assign(e.room || {}, { seq: e.seq }));
+    case 'started':
+    case 'aspect_changed':
+      s.phase = 'running';
+      s.aspect = e.aspect;
+      break;
+    case 'agenda_set':
+      s.agenda = (e.order || []).slice();
+      break;
+    case 'team_added':
+      s.teams.push({ id: e.team, name: e.name });
+      for (const a of s.model.aspects) {
+        s.queues[a.id] = (s.queues[a.id] || []).concat(e.team);
+      }
+      break;
+    case 'queue_set':
+      s.queues[e.aspect] = (e.order || []).slice();
+      break;
+    case 'turn_started': {
+      const t = Object.assign({}, e.turn);
+      s.turn = t;
+      if (t.team) {
+        const spoken = s.spoken[t.aspect] || (s.spoken[t.aspect] = []);
+        if (!spoken.includes(t.team)) spoken.push(t.team);
+      }
+      break;
+    }
+    case 'turn_changed':
+      s.turn = Object.assign({}, e.turn);
+      break;
+    case 'turn_ended':
+      s.turn = null;
+      break;
+    case 'draft_saved': {
+      const a = assessment(s, e.team, e.aspect);
+      a.draftLevel = e.level || 0;
+      a.draftRationale = e.rationale || '';
+      break;
+    }
+    case 'submitted': {
+      const a = assessment(s, e.team, e.aspect);
+      a.submitted = true;
+      a.submittedAt = e.at;
+      if (isOwnTeam(me, e.team)) {
+        a.level = e.level;
+        a.rationale = e.rationale || '';
+        a.draftLevel = e.level;
+        a.draftRationale = e.rationale || '';
+      }
+      break;
+    }
+    case 'revealed':
+      for (const sc of e.scores || []) {
+        const a = assessment(s, sc.team, e.aspect);
+        a.revealed = true;
+        a.submitted = !!sc.submitted;
+        if (sc.submitted) {
+          a.level = sc.level;
+          a.rationale = sc.rationale || '';
+        }
+      }
+      break;
+    case 'reveal_hidden':
+      for (const team of e.order || []) {
+        const a = assessment(s, team, e.aspect);
+        a.revealed = false;
+        if (!isOwnTeam(me, team)) {
+          delete a.level;
+          delete a.rationale;
+        }
+      }
+      break;
+    case 'question_posted':
+      if (e.q) putQuestion(s, e.q);
+      break;
+    case 'question_approved':
+    case 'question_restored':
+      if (e.q) putQuestion(s, e.q);
+      break;
+    case 'upvoted':
+    case 'unvoted': {
+      const q = findQuestion(s, e.question);
+      if (q) {
+        q.votes = e.count || 0;
+        if (fac || (me && e.participant === me.participant)) {
+          q.voters = Object.assign({}, q.voters);
+          if (e.type === 'upvoted') q.voters[e.participant] = true;
+          else delete q.voters[e.participant];
+        }
+      }
+      break;
+    }
+    case 'reported': {
+      const q = findQuestion(s, e.question);
+      if (q) {
+        q.reporters = Object.assign({}, q.reporters, { [e.participant]: true });
+      }
+      break;
+    }
+    case 'highlighted':
+      s.highlighted = e.question || '';
+      break;
+    case 'answered': {
+      const q = findQuestion(s, e.question);
+      if (q) q.answered = !!e.on;
+      break;
+    }
+    case 'question_hidden': {
+      if (fac) {
+        const q = findQuestion(s, e.question);
+        if (q) {
+          q.hidden = true;
+          q.hiddenBy = e.name;
+        }
+      } else {
+        s.questions = s.questions.filter((q) => q.id !== e.question);
+      }
+      if (s.highlighted === e.question) s.highlighted = '';
+      break;
+    }
+    case 'approve_first_set':
+      s.approveFirst = !!e.on;
+      break;
+    case 'hand_raised':
+      s.hands = s.hands.filter((h) => h.participant !== e.participant);
+      s.hands.push({ participant: e.participant, name: e.name, at: e.at });
+      break;
+    case 'hand_lowered':
+      s.hands = s.hands.filter((h) => h.participant !== e.participant);
+      break;
+    case 'note_set':
+      s.notes[e.aspect] = e.text || '';
+      break;
+    case 'action_added':
+      s.actions[e.aspect] = (s.actions[e.aspect] || []).concat(Object.assign({ done: false }, e.action));
+      break;
+    case 'action_done':
+      for (const x of s.actions[e.aspect] || []) {
+        if (x.id === e.action.id) x.done = !!e.action.done;
+      }
+      break;
+    case 'action_removed':
+      s.actions[e.aspect] = (s.actions[e.aspect] || []).filter((x) => x.id !== e.action.id);
+      break;
+    case 'wrapped_up':
+      s.phase = 'wrapup';
+      break;
+    case 'closed':
+      s.phase = 'closed';
+      s.closedAt = e.at;
+      s.turn = null;
+      break;
+    case 'participant_removed':
+      s.removed[e.participant] = true;
+      s.hands = s.hands.filter((h) => h.participant !== e.participant);
+      break;
+    case 'keys_rotated':
+      s.secrets = { generation: e.count };
+      break;
+    default:
+      // 'private' and anything newer than this page: only the sequence moves.
+      break;
+  }
+  return s;
+}
+
+// sortQuestions orders questions by votes (most first), then posting time
+// (oldest first), the server's order; or newest first when by is 'new'.
+export function sortQuestions(qs, by) {
+  const out = qs.slice();
+  if (by === 'new') {
+    out.sort((a, b) => questionNumber(b.id) - questionNumber(a.id));
+  } else {
+    out.sort((a, b) => (b.votes || 0) - (a.votes || 0) || questionNumber(a.id) - questionNumber(b.id));
+  }
+  return out;
+}
+
+// revealedFor lists the revealed scores of an aspect in team order.
+export function revealedFor(room, aspect) {
+  const out = [];
+  for (const t of room.teams) {
+    const a = room.scores[t.id] && room.scores[t.id][aspect];
+    if (a && a.revealed) out.push({ team: t, score: a });
+  }
+  return out;
+}
