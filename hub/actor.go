@@ -278,13 +278,34 @@ type pendingAck struct {
 	result map[string]any
 }
 
+// outbox gathers the acks and errors of one batch per client, so a client
+// that pipelines many commands gets one message for all its answers rather
+// than filling its queue with one message per answer.
+type outbox map[*Client][]byte
+
+func (o outbox) add(c *Client, msg []byte) {
+	if b := o[c]; len(b) > 0 {
+		o[c] = append(append(b, '\n'), msg...)
+	} else {
+		o[c] = append([]byte(nil), msg...)
+	}
+}
+
+func (o outbox) flush() {
+	for c, b := range o {
+		c.enqueue(b)
+	}
+}
+
 func (ra *roomActor) handleCommands(batch []cmdReq) {
+	out := outbox{}
+	defer out.flush()
 	if ra.broken {
 		ra.resync("before command")
 	}
 	if ra.broken {
 		for _, r := range batch {
-			ra.reject(r, room.Errorf(room.EUNAVAILABLE, "the room's store is unavailable; retry"))
+			ra.reject(out, r, room.Errorf(room.EUNAVAILABLE, "the room's store is unavailable; retry"))
 		}
 		return
 	}
@@ -308,12 +329,12 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			result := ra.prepare(&cmd)
 			evs, err := room.Decide(ra.state, r.c.actor, cmd, now)
 			if err != nil {
-				ra.reject(r, err)
+				ra.reject(out, r, err)
 				answered[i] = true
 				continue
 			}
 			if err := room.Apply(ra.state, evs); err != nil {
-				ra.reject(r, err)
+				ra.reject(out, r, err)
 				answered[i] = true
 				continue
 			}
@@ -324,7 +345,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			acks = append(acks, pendingAck{r: r, seq: evs[len(evs)-1].Seq, result: result})
 		}
 		if len(events) == 0 {
-			ra.sendAcks(acks)
+			ra.sendAcks(out, acks)
 			return
 		}
 		var snap *room.State
@@ -342,7 +363,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 					ra.remember(a.r.c.actor.Participant+"/"+a.r.id, a.result)
 				}
 			}
-			ra.sendAcks(acks)
+			ra.sendAcks(out, acks)
 			return
 		}
 		// The state holds events that may not be committed: start again
@@ -362,10 +383,10 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			for i, r := range batch {
 				if !answered[i] {
 					if seq, ok := ra.appliedAfterReload(r); ok {
-						ra.sendAcks([]pendingAck{{r: r, seq: seq}})
+						ra.sendAcks(out, []pendingAck{{r: r, seq: seq}})
 						continue
 					}
-					ra.reject(r, errors.Join(room.Errorf(room.EUNAVAILABLE, "the room's store is unavailable; retry with the same id"), err))
+					ra.reject(out, r, errors.Join(room.Errorf(room.EUNAVAILABLE, "the room's store is unavailable; retry with the same id"), err))
 				}
 			}
 			return
@@ -416,19 +437,19 @@ func (ra *roomActor) remember(key string, result map[string]any) {
 	}
 }
 
-func (ra *roomActor) reject(r cmdReq, err error) {
+func (ra *roomActor) reject(out outbox, r cmdReq, err error) {
 	code := errorCode(err)
 	if code == room.EINTERNAL {
 		ra.h.log.Error("hub: command failed", "room", ra.id, "type", r.cmd.Type, "err", err)
 	}
 	ra.h.m.commands.WithLabelValues(r.cmd.Type, code).Inc()
-	r.c.sendError(r.id, err)
+	out.add(r.c, errorFrame(r.id, err))
 }
 
-func (ra *roomActor) sendAcks(acks []pendingAck) {
+func (ra *roomActor) sendAcks(out outbox, acks []pendingAck) {
 	for _, a := range acks {
 		ra.h.m.commands.WithLabelValues(a.r.cmd.Type, "ok").Inc()
-		a.r.c.enqueue(mustJSON(ackMsg{Type: msgAck, ID: a.r.id, Seq: a.seq, Result: a.result}))
+		out.add(a.r.c, mustJSON(ackMsg{Type: msgAck, ID: a.r.id, Seq: a.seq, Result: a.result}))
 	}
 }
 

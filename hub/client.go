@@ -50,6 +50,10 @@ type Client struct {
 	send      chan []byte   // queued frames; the write loop drains it
 	done      chan struct{} // closed by close: the write loop stops
 	closeOnce sync.Once
+	// closeCode and closeReason are set once, before done is closed; the
+	// write loop sends them when it stops.
+	closeCode   websocket.StatusCode
+	closeReason string
 }
 
 // enqueue queues a frame without blocking. A full queue means the client
@@ -69,25 +73,38 @@ func (c *Client) enqueue(b []byte) {
 }
 
 func (c *Client) sendError(id string, err error) {
-	c.enqueue(mustJSON(errorMsg{Type: msgError, ID: id, Code: errorCode(err), Message: errorMessage(err)}))
+	c.enqueue(errorFrame(id, err))
 }
 
-// close ends the connection with a code and reason, from any goroutine,
-// without waiting: the close handshake runs on a goroutine of its own.
+func errorFrame(id string, err error) []byte {
+	return mustJSON(errorMsg{Type: msgError, ID: id, Code: errorCode(err), Message: errorMessage(err)})
+}
+
+// close asks for the connection to end with a code and reason, from any
+// goroutine, without waiting. The write loop finishes the write in progress
+// and then runs the close handshake, so the close frame follows the data
+// instead of racing it (a slow client that catches up still reads why it
+// was closed).
 func (c *Client) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
+		c.closeCode, c.closeReason = code, reason
 		close(c.done)
-		go c.conn.Close(code, reason)
 	})
 }
 
 // writeLoop writes queued frames, joining whatever is queued into one
 // WebSocket message (frames separated by newlines) up to maxFrameBytes.
+// When the client is closed it sends the close frame; on "going away" it
+// first flushes what is queued (acks of commands that just committed).
 func (c *Client) writeLoop() {
+	defer func() { c.conn.Close(c.closeCode, c.closeReason) }()
 	buf := make([]byte, 0, 4096)
 	for {
 		select {
 		case <-c.done:
+			if c.closeCode == statusGoingAway {
+				c.flush(buf)
+			}
 			return
 		case b := <-c.send:
 			buf = append(buf[:0], b...)
@@ -115,6 +132,29 @@ func (c *Client) writeLoop() {
 	}
 }
 
+// flush writes whatever is still queued, once, within the write timeout.
+func (c *Client) flush(buf []byte) {
+	buf = buf[:0]
+	for {
+		select {
+		case b := <-c.send:
+			if len(buf) > 0 {
+				buf = append(buf, '\n')
+			}
+			buf = append(buf, b...)
+			continue
+		default:
+		}
+		break
+	}
+	if len(buf) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
+	defer cancel()
+	_ = c.conn.Write(ctx, websocket.MessageText, buf)
+}
+
 // serveWS runs one WebSocket connection from upgrade to close.
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID string, opts *websocket.AcceptOptions) {
 	h.mu.Lock()
@@ -134,20 +174,24 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID string, opt
 	}
 	conn.SetReadLimit(maxMessageBytes)
 	c := &Client{h: h, conn: conn, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{})}
-	defer c.close(statusNormal, "")
+	// Until the write loop runs, closing is direct.
+	closeNow := func(code websocket.StatusCode, reason string) {
+		c.close(code, reason)
+		conn.Close(code, reason)
+	}
 
 	hi, code, reason := c.readHello()
 	if code != 0 {
-		c.close(code, reason)
+		closeNow(code, reason)
 		return
 	}
 	ra, err := h.acquire(h.ctx, roomID)
 	if err != nil {
 		switch errorCode(err) {
 		case room.ENOTFOUND:
-			c.close(statusNotFound, "room not found")
+			closeNow(statusNotFound, "room not found")
 		default:
-			c.close(statusTryAgainLater, "room unavailable")
+			closeNow(statusTryAgainLater, "room unavailable")
 		}
 		return
 	}
@@ -155,11 +199,11 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID string, opt
 	c.ra = ra
 	err = ra.call(h.ctx, func() { code, reason = ra.join(c, hi) })
 	if err != nil {
-		c.close(statusGoingAway, "server going away")
+		closeNow(statusGoingAway, "server going away")
 		return
 	}
 	if code != 0 {
-		c.close(code, reason)
+		closeNow(code, reason)
 		return
 	}
 	writerDone := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ type testServer struct {
 	srv   *httptest.Server
 	store *hub.BoltStore
 	bus   *hub.LocalBus
+	stop  sync.Once
 }
 
 func testLogger() *slog.Logger {
@@ -81,10 +83,9 @@ func startServer(t *testing.T, dir, addr string, tweak ...func(*hub.Config)) *te
 }
 
 // Stop shuts the server down in the production order. Idempotent.
-func (s *testServer) Stop() {
-	if s.srv == nil {
-		return
-	}
+func (s *testServer) Stop() { s.stop.Do(s.shutdown) }
+
+func (s *testServer) shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.hub.StartDrain()
@@ -95,7 +96,6 @@ func (s *testServer) Stop() {
 	s.srv.Close()
 	s.bus.Close()
 	s.store.Close()
-	s.srv = nil
 }
 
 func (s *testServer) wsURL(id string) string {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,10 @@ type Welcome struct {
 type Client struct {
 	conn   *websocket.Conn
 	nextID atomic.Int64
-	Hello  map[string]any
+	// idPrefix makes command ids unique across connections of the same
+	// participant, as real clients must: a reused id is a retry.
+	idPrefix string
+	Hello    map[string]any
 
 	mu        sync.Mutex
 	cond      *sync.Cond
@@ -62,6 +66,7 @@ type Client struct {
 	closed    bool
 	closeErr  error
 	gaps      int
+	started   bool // a snapshot or the first events arrived
 
 	done chan struct{}
 }
@@ -70,13 +75,25 @@ type Client struct {
 // sends hello. It returns once the welcome and the first snapshot or
 // events have arrived.
 func Dial(ctx context.Context, url string, hello map[string]any) (*Client, error) {
+	return Resume(ctx, url, hello, nil)
+}
+
+// Resume connects like Dial, starting from a state the caller kept (put
+// its "epoch" and "seq" in hello): the server answers the missed events
+// or a snapshot.
+func Resume(ctx context.Context, url string, hello map[string]any, from *room.State) (*Client, error) {
 	conn, _, err := websocket.Dial(ctx, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("hubtest: dial %s: %w", url, err)
 	}
 	conn.SetReadLimit(32 << 20)
 	c := &Client{conn: conn, Hello: hello, waiting: map[string]chan Reply{}, done: make(chan struct{})}
+	c.idPrefix = fmt.Sprintf("%x-", rand.Uint64())
 	c.cond = sync.NewCond(&c.mu)
+	if from != nil {
+		c.state, c.seq = from.Clone(), from.Seq
+		c.epoch, _ = hello["epoch"].(string)
+	}
 	h := map[string]any{"type": "hello"}
 	for k, v := range hello {
 		h[k] = v
@@ -86,13 +103,13 @@ func Dial(ctx context.Context, url string, hello map[string]any) (*Client, error
 		return nil, err
 	}
 	go c.readLoop()
-	if err := c.waitUntil(ctx, func() bool { return c.state != nil || c.closed }); err != nil {
+	if err := c.waitUntil(ctx, func() bool { return c.started || c.closed }); err != nil {
 		c.Close()
 		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state == nil {
+	if !c.started {
 		return nil, fmt.Errorf("hubtest: closed before snapshot: %w", c.closeErr)
 	}
 	return c, nil
@@ -115,7 +132,7 @@ func (c *Client) SendBytes(ctx context.Context, b []byte) error {
 // Do sends a command (a map with "type" and its fields) with a fresh id and
 // waits for its ack or error.
 func (c *Client) Do(ctx context.Context, cmd map[string]any) (Reply, error) {
-	id := "c" + strconv.FormatInt(c.nextID.Add(1), 10)
+	id := c.idPrefix + strconv.FormatInt(c.nextID.Add(1), 10)
 	return c.DoID(ctx, id, cmd)
 }
 
@@ -200,13 +217,15 @@ func (c *Client) handle(line []byte) {
 		if err := json.Unmarshal(env.Room, &st); err == nil {
 			c.state, c.epoch, c.seq = &st, env.Epoch, env.Seq
 			c.snapshots++
+			c.started = true
 		}
 		if env.Presence != nil {
 			c.presence = *env.Presence
 		}
 	case "events":
-		if c.state == nil && len(env.Events) == 0 {
-			c.state = &room.State{} // resumed with nothing missed before any snapshot: not expected
+		c.started = true
+		if c.state == nil {
+			return // events before any state: a protocol bug the test will notice
 		}
 		for _, e := range env.Events {
 			if e.Seq <= c.seq {

@@ -1,0 +1,135 @@
+package hub_test
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/leveling/workshop/hub"
+	"github.com/leveling/workshop/room"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestSlowClientIsClosed connects a client that never reads (with a tiny
+// receive buffer) next to a normal one. The normal one gets every event;
+// the slow one is closed with 4008 "too slow" once its queue is full, and
+// fan-out never waits for it.
+func TestSlowClientIsClosed(t *testing.T) {
+	checkNoLeaks(t)
+	ctx := testContext(t, 90*time.Second)
+	reg := prometheus.NewRegistry()
+	srv := startServer(t, t.TempDir(), "", func(c *hub.Config) { c.SendQueue = 32; c.Metrics = hub.NewMetrics(reg) })
+	rm := createRoom(t, srv.URL, map[string]any{"title": "Slow", "teams": []string{"A"}})
+	url := srv.wsURL(rm.ID)
+	fac := dial(t, ctx, url, map[string]any{"key": rm.FacilitatorKey})
+	fast := dial(t, ctx, url, map[string]any{"name": "Fast"})
+
+	// The slow client: a 4 KiB receive buffer, and it stops reading after
+	// hello.
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	httpClient := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	slow, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: httpClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	slow.SetReadLimit(64 << 20)
+	if err := slow.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","name":"Slow"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := fac.WaitPresence(ctx, func(p room.Presence) bool { return p.Attendees == 2 }); err != nil {
+		t.Fatal(err)
+	}
+
+	// As soon as the slow client leaves the room, read its socket: that
+	// drains it up to the close frame with the documented code.
+	slowErr := make(chan error, 1)
+	go func() {
+		for counterValue(t, reg, "workshop_slow_client_closes_total") < 1 {
+			select {
+			case <-ctx.Done():
+				slowErr <- ctx.Err()
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		for {
+			if _, _, err := slow.Read(ctx); err != nil {
+				slowErr <- err
+				return
+			}
+		}
+	}()
+
+	// Big events, sent without waiting for each ack, so that the slow
+	// client's socket and then its queue fill up.
+	note := strings.Repeat("ü", 5000) // 10 KB of UTF-8 per event
+	const n = 800
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			text := note[:len(note)-2*(i%50)]
+			if r, err := fac.Do(ctx, map[string]any{"type": "set_note", "aspect": "investment", "text": text}); err != nil || !r.OK() {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a command failed while a client was slow: %v", err)
+	}
+	// The normal client saw everything.
+	if err := fast.WaitSeq(ctx, fac.Seq()); err != nil {
+		t.Fatal(err)
+	}
+	if fast.Gaps() != 0 {
+		t.Fatalf("fast client saw %d gaps", fast.Gaps())
+	}
+	err = <-slowErr
+	if got := websocket.CloseStatus(err); got != 4008 {
+		t.Fatalf("slow client close: got %v (%v), want 4008", got, err)
+	}
+	if !strings.Contains(err.Error(), "too slow") {
+		t.Fatalf("close reason: %v, want \"too slow\"", err)
+	}
+}
+
+// counterValue reads a counter (summed over labels) from a registry.
+func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				sum += c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				sum += g.GetValue()
+			}
+		}
+	}
+	return sum
+}
