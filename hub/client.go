@@ -28,7 +28,7 @@ const (
 // CloseCodes lists every close code the server sends, for the
 // documentation check.
 var CloseCodes = []websocket.StatusCode{
-	statusNormal, statusGoingAway, websocket.StatusPolicyViolation, statusTooBig, statusInternal,
+	statusNormal, statusGoingAway, statusTooBig, statusInternal,
 	statusTryAgainLater, statusProtocol, statusUnauthorized, statusRemoved, statusNotFound,
 	statusTooSlow, statusTooMany,
 }
