@@ -1,0 +1,7 @@
+//go:build !linux
+
+package hubtest
+
+import "syscall"
+
+func pdeathsig() *syscall.SysProcAttr { return nil }

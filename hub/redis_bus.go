@@ -1,0 +1,652 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Periods of the Redis bus. ProbeTimeout must exceed ProbeInterval (3 × by
+// default) so that one slow round trip is not taken for a stall; a probe
+// PUBLISH gives up after the smaller of busCommandTimeout and ProbeInterval.
+const (
+	defaultProbeInterval = 2 * time.Second       // a probe is published this often
+	probeTimeoutFactor   = 3                     // default ProbeTimeout = 3 × ProbeInterval
+	busCommandTimeout    = redisIOTimeout        // one SUBSCRIBE, UNSUBSCRIBE or probe PUBLISH
+	busMinBackoff        = 50 * time.Millisecond // first wait after a receive error, doubled up to busMaxBackoff
+	busMaxBackoff        = time.Second           // longest wait between reconnect attempts
+	busErrorLogEvery     = 30 * time.Second      // a streak of receive errors is logged this often at most
+)
+
+// RedisBusConfig configures a RedisBus. The zero value of each field means
+// the default in its comment.
+type RedisBusConfig struct {
+	// KeyPrefix goes before every channel name (""); it must equal the
+	// paired RedisStore's, whose scripts publish on the same channels.
+	KeyPrefix string
+	// Instance names this instance: its probe channel is
+	// <KeyPrefix>probe:<Instance> (a random id).
+	Instance string
+	// ProbeInterval is how often the bus publishes to its own probe channel
+	// to check that its subscription still delivers (2 s).
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe may take to come back before the bus
+	// takes its subscription for stalled: it then opens a new connection,
+	// subscribes every room again and resyncs their subscribers
+	// (3 × ProbeInterval).
+	ProbeTimeout time.Duration
+	// Logger receives warnings: stalls, reconnects, undecodable messages
+	// (slog.Default()).
+	Logger *slog.Logger
+	// DropHook is for tests. When it returns true for a received message,
+	// the bus drops it as if Redis had lost it: no Handle and, on purpose,
+	// no Resync, so a test can check that the hub notices the gap from the
+	// next event or heartbeat. nil drops nothing.
+	DropHook func(m Message) bool
+}
+
+// RedisBusStats counts what the bus has seen since it started.
+type RedisBusStats struct {
+	Messages      int64 // messages delivered to a room's subscribers
+	Resubscribes  int64 // a room's channel subscribed again after a reconnect or stall: one Resync per subscriber
+	ProbeFailures int64 // probes that did not come back in time: the connection was replaced
+	ReceiveErrors int64 // errors reading the subscription (each may be a reconnect)
+	DecodeErrors  int64 // messages that were not a valid Message (their room is resynced)
+	Dropped       int64 // messages DropHook dropped
+}
+
+// RedisBus is the Bus on Redis pub/sub. It keeps one PubSub connection per
+// instance (on Cluster, one per room with local subscribers, because a
+// sharded subscription lives on the node that owns the room's slot) with
+// one subscription per room that has local subscribers, however many they
+// are. Subscriptions are added and removed on demand and refcounted.
+//
+// Pub/sub is a doorbell, not the data: a message published while the
+// connection is down or resubscribing is gone. So the bus calls Resync on
+// every subscriber of a room whose subscription Redis confirms again
+// (go-redis resubscribes by itself after a reconnect), and it probes its
+// own connection: a probe published to the bus's own channel must come
+// back within ProbeTimeout, or the connection is replaced and every room
+// resubscribed and resynced. Resync is always called after the new
+// subscription is confirmed, so a subscriber that refills from the store
+// then misses nothing.
+//
+// Goroutines: per connection, run owns the PubSub (subscribe commands,
+// probes, replacement) and receiveLoop reads it and calls Handle and Resync,
+// which therefore must not block. Close stops them all.
+type RedisBus struct {
+	client  redis.UniversalClient
+	cfg     RedisBusConfig
+	keys    redisKeys
+	cluster bool
+	log     *slog.Logger
+
+	stop chan struct{}  // closed by Close
+	wg   sync.WaitGroup // every goroutine of the bus
+
+	mu     sync.Mutex
+	closed bool                // guarded by mu
+	conns  map[string]*busConn // guarded by mu; by shard: "" off Cluster, else the room id
+
+	stats struct {
+		messages, resubscribes, probeFailures, receiveErrors, decodeErrors, dropped atomic.Int64
+	}
+}
+
+var _ Bus = (*RedisBus)(nil)
+
+// errRedisBusClosed answers Subscribe and Publish after Close.
+var errRedisBusClosed = errors.New("redis bus: closed")
+
+// NewRedisBus returns a bus on client. The client stays the caller's: Close
+// does not close it, so a bus and a store may share one.
+func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
+	if cfg.Instance == "" {
+		cfg.Instance = redisRandomHex(8)
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = defaultProbeInterval
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = probeTimeoutFactor * cfg.ProbeInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	_, cluster := client.(*redis.ClusterClient)
+	return &RedisBus{
+		client: client, cfg: cfg, keys: redisKeys{cfg.KeyPrefix}, cluster: cluster,
+		log:   cfg.Logger.With("component", "redis bus", "instance", cfg.Instance),
+		stop:  make(chan struct{}),
+		conns: map[string]*busConn{},
+	}
+}
+
+// Subscribe registers sub for the room's messages and returns once Redis has
+// confirmed the room's subscription (at once when the room already has one).
+// On ctx's end it gives up, leaving nothing registered.
+func (b *RedisBus) Subscribe(ctx context.Context, roomID string, sub Subscriber) (func(), error) {
+	if roomID == "" || sub == nil {
+		return nil, errors.New("redis bus: subscribe: a room id and a subscriber are required")
+	}
+	ch := b.keys.channel(roomID)
+	bs := &busSub{sub: sub}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("redis bus: subscribe %s: %w", roomID, errRedisBusClosed)
+	}
+	c := b.connFor(roomID)
+	r := c.rooms[ch]
+	if r == nil {
+		r = &busRoom{ready: make(chan struct{})}
+		c.rooms[ch] = r
+		c.queue(busOp{channel: ch})
+	}
+	r.closing = false
+	r.subs = append(slices.Clip(r.subs), bs) // copy on write: receiveLoop reads old slices unlocked
+	ready := r.ready
+	b.mu.Unlock()
+
+	unsubscribe := sync.OnceFunc(func() { b.unsubscribe(c, ch, bs) })
+	select {
+	case <-ready:
+		return unsubscribe, nil
+	case <-ctx.Done():
+		unsubscribe()
+		err := ctx.Err()
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("redis bus: subscribe %s: not confirmed: %w", roomID, err)
+	case <-b.stop:
+		unsubscribe()
+		return nil, fmt.Errorf("redis bus: subscribe %s: %w", roomID, errRedisBusClosed)
+	}
+}
+
+// unsubscribe removes one subscriber; the room's subscription goes when its
+// last local subscriber does. It never waits for Redis.
+func (b *RedisBus) unsubscribe(c *busConn, ch string, bs *busSub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := c.rooms[ch]
+	if r == nil {
+		return
+	}
+	i := slices.Index(r.subs, bs)
+	if i < 0 {
+		return
+	}
+	r.subs = slices.Delete(slices.Clone(r.subs), i, i+1)
+	if len(r.subs) > 0 || b.closed || c.retired {
+		return
+	}
+	if !r.confirmed {
+		// Its SUBSCRIBE is on the way: unsubscribe when it is confirmed, so
+		// that a late confirmation is never taken for a new subscription's.
+		r.closing = true
+		return
+	}
+	c.dropRoom(ch)
+}
+
+// Publish sends a heartbeat or presence message on the room's channel.
+// While Redis is down it fails after the client's timeouts (seconds): never
+// call it from a read loop.
+func (b *RedisBus) Publish(ctx context.Context, m Message) error {
+	if m.Room == "" {
+		return errors.New("redis bus: publish: no room")
+	}
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return fmt.Errorf("redis bus: publish %s: %w", m.Room, errRedisBusClosed)
+	}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("redis bus: publish %s: %w", m.Room, err)
+	}
+	if err := b.publish(ctx, b.keys.channel(m.Room), payload); err != nil {
+		return fmt.Errorf("redis bus: publish %s: %w: %w", m.Room, ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (b *RedisBus) publish(ctx context.Context, ch string, payload any) error {
+	if b.cluster {
+		return b.client.SPublish(ctx, ch, payload).Err()
+	}
+	return b.client.Publish(ctx, ch, payload).Err()
+}
+
+// Stats returns the bus's counters.
+func (b *RedisBus) Stats() RedisBusStats {
+	return RedisBusStats{
+		Messages:      b.stats.messages.Load(),
+		Resubscribes:  b.stats.resubscribes.Load(),
+		ProbeFailures: b.stats.probeFailures.Load(),
+		ReceiveErrors: b.stats.receiveErrors.Load(),
+		DecodeErrors:  b.stats.decodeErrors.Load(),
+		Dropped:       b.stats.dropped.Load(),
+	}
+}
+
+// Close stops every goroutine of the bus and closes its connections; it
+// returns once they are gone. Waiting Subscribe calls fail. It is
+// idempotent and does not close the client.
+func (b *RedisBus) Close() error {
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.stop)
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+	return nil
+}
+
+// connFor returns the connection that carries the room, starting it if
+// needed. b.mu must be held.
+func (b *RedisBus) connFor(roomID string) *busConn {
+	shard, probe := "", b.keys.probe(b.cfg.Instance)
+	if b.cluster {
+		// The probe channel shares the room's hash tag, so it lives on the
+		// same node as the room's channel.
+		shard, probe = roomID, probe+":{"+roomID+"}"
+	}
+	if c := b.conns[shard]; c != nil {
+		return c
+	}
+	c := &busConn{
+		b: b, shard: shard, probeCh: probe,
+		done:         make(chan struct{}),
+		wake:         make(chan struct{}, 1),
+		rooms:        map[string]*busRoom{},
+		unsubPending: map[string]int{},
+	}
+	b.conns[shard] = c
+	b.wg.Add(1)
+	go c.run()
+	return c
+}
+
+// busSub is one Subscribe call; its pointer identifies it for unsubscribe.
+type busSub struct{ sub Subscriber }
+
+// busRoom is a room's subscription on a connection. Guarded by RedisBus.mu;
+// subs is replaced, never changed in place, so receiveLoop may use a copy
+// of the slice header without the lock.
+type busRoom struct {
+	subs      []*busSub
+	ready     chan struct{} // closed when Redis first confirms the subscription
+	confirmed bool
+	closing   bool // no subscriber left before the confirmation: unsubscribe on it
+}
+
+// busOp is a SUBSCRIBE (or UNSUBSCRIBE) waiting for run to send it.
+type busOp struct {
+	channel     string
+	unsubscribe bool
+}
+
+// busConn is one PubSub connection and the rooms subscribed on it. run owns
+// the PubSub; the fields under "guarded by RedisBus.mu" are shared with
+// Subscribe, unsubscribe and receiveLoop.
+type busConn struct {
+	b       *RedisBus
+	shard   string
+	probeCh string
+	done    chan struct{} // closed when the connection is retired (Cluster)
+	wake    chan struct{} // cap 1: ops were queued, or a replacement is needed
+
+	// guarded by RedisBus.mu:
+	rooms map[string]*busRoom // by channel
+	ops   []busOp             // in the order they must reach Redis
+	// unsubPending counts our UNSUBSCRIBEs per channel whose confirmation
+	// has not arrived. A subscribe confirmation read while one is pending
+	// precedes it on the wire, so it belongs to the old subscription.
+	unsubPending map[string]int
+	retired      bool
+
+	replace   atomic.Bool  // Redis dropped a subscription by itself: replace the connection
+	lastProbe atomic.Int64 // unix ns when the last probe came back (or the connection opened)
+}
+
+// queue asks run to send op. b.mu must be held, so that ops reach Redis in
+// the order they were decided.
+func (c *busConn) queue(op busOp) {
+	if op.unsubscribe {
+		c.unsubPending[op.channel]++
+	}
+	c.ops = append(c.ops, op)
+	c.signal()
+}
+
+func (c *busConn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dropRoom forgets a room with no subscriber left and unsubscribes it, or on
+// Cluster retires the room's connection. b.mu must be held.
+func (c *busConn) dropRoom(ch string) {
+	delete(c.rooms, ch)
+	if c.b.cluster && len(c.rooms) == 0 {
+		c.retired = true
+		delete(c.b.conns, c.shard)
+		close(c.done)
+		return
+	}
+	c.queue(busOp{channel: ch, unsubscribe: true})
+}
+
+// run owns the connection's PubSub: it opens it, sends queued subscription
+// changes, publishes probes and replaces the PubSub when a probe does not
+// come back. It exits when the bus closes or the connection is retired.
+func (c *busConn) run() {
+	defer c.b.wg.Done()
+	ps, recv := c.open()
+	defer func() { c.shut(ps, recv) }()
+	probe := time.NewTicker(c.b.cfg.ProbeInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case <-c.b.stop:
+			return
+		case <-c.done:
+			return
+		case <-c.wake:
+			if c.replace.Swap(false) {
+				c.b.log.Warn("redis bus: a subscription was dropped by Redis; reconnecting", "shard", c.shard)
+				c.shut(ps, recv)
+				ps, recv = c.open()
+				continue
+			}
+			c.sendOps(ps)
+		case <-probe.C:
+			if since := time.Since(time.Unix(0, c.lastProbe.Load())); since > c.b.cfg.ProbeTimeout {
+				c.b.stats.probeFailures.Add(1)
+				c.b.log.Warn("redis bus: probe did not come back; replacing the subscription connection",
+					"shard", c.shard, "silent", since.Round(time.Millisecond))
+				c.shut(ps, recv)
+				ps, recv = c.open()
+			}
+			c.sendProbe()
+		}
+	}
+}
+
+// receiver is one receiveLoop: quit asks it to stop, done says it has.
+type receiver struct {
+	quit, done chan struct{}
+}
+
+// open makes a PubSub subscribed to the probe and to every room of the
+// connection, and starts its receiveLoop. Queued ops are subsumed by it.
+// Rooms that were already confirmed get a Resync when Redis confirms them
+// on the new PubSub.
+func (c *busConn) open() (*redis.PubSub, receiver) {
+	b := c.b
+	b.mu.Lock()
+	channels := []string{c.probeCh}
+	for ch, r := range c.rooms {
+		if r.closing {
+			delete(c.rooms, ch)
+			continue
+		}
+		channels = append(channels, ch)
+	}
+	c.ops = nil
+	clear(c.unsubPending)
+	b.mu.Unlock()
+
+	c.lastProbe.Store(time.Now().UnixNano())
+	ctx, cancel := context.WithTimeout(context.Background(), busCommandTimeout)
+	var ps *redis.PubSub
+	// A failed SUBSCRIBE (Redis down) is not final: go-redis keeps the
+	// channels and subscribes them when receiveLoop reconnects.
+	if b.cluster {
+		ps = b.client.SSubscribe(ctx, channels...)
+	} else {
+		ps = b.client.Subscribe(ctx, channels...)
+	}
+	cancel()
+	rc := receiver{quit: make(chan struct{}), done: make(chan struct{})}
+	b.wg.Add(1)
+	go c.receiveLoop(ps, rc)
+	return ps, rc
+}
+
+// shut closes a PubSub and waits for its receiveLoop, so that two loops
+// never deliver for one connection at once.
+func (c *busConn) shut(ps *redis.PubSub, rc receiver) {
+	close(rc.quit)
+	_ = ps.Close()
+	<-rc.done
+}
+
+// sendOps sends the queued subscription changes, runs of one kind in one
+// command.
+func (c *busConn) sendOps(ps *redis.PubSub) {
+	b := c.b
+	b.mu.Lock()
+	ops := c.ops
+	c.ops = nil
+	b.mu.Unlock()
+	for len(ops) > 0 {
+		n := 1
+		for n < len(ops) && ops[n].unsubscribe == ops[0].unsubscribe {
+			n++
+		}
+		unsub := ops[0].unsubscribe
+		channels := make([]string, 0, n)
+		for _, op := range ops[:n] {
+			channels = append(channels, op.channel)
+		}
+		ops = ops[n:]
+		ctx, cancel := context.WithTimeout(context.Background(), busCommandTimeout)
+		var err error
+		switch {
+		case unsub && b.cluster:
+			err = ps.SUnsubscribe(ctx, channels...)
+		case unsub:
+			err = ps.Unsubscribe(ctx, channels...)
+		case b.cluster:
+			err = ps.SSubscribe(ctx, channels...)
+		default:
+			err = ps.Subscribe(ctx, channels...)
+		}
+		cancel()
+		if err != nil && unsub {
+			// go-redis has forgotten the channels already, so no reconnect
+			// brings them back; their confirmations will not come.
+			b.mu.Lock()
+			for _, ch := range channels {
+				if c.unsubPending[ch] > 0 {
+					c.unsubPending[ch]--
+				}
+			}
+			b.mu.Unlock()
+		}
+		// A failed SUBSCRIBE waits for the reconnect, which sends it.
+	}
+}
+
+// sendProbe publishes a probe on the connection's own channel.
+func (c *busConn) sendProbe() {
+	ctx, cancel := context.WithTimeout(context.Background(), min(busCommandTimeout, c.b.cfg.ProbeInterval))
+	defer cancel()
+	// Errors need no handling: a probe that was not sent does not come
+	// back, and that is what run watches.
+	_ = c.b.publish(ctx, c.probeCh, strconv.FormatInt(time.Now().UnixNano(), 10))
+}
+
+// receiveLoop reads ps until it is closed: it delivers room messages to the
+// rooms' subscribers, notes probes, and turns subscription confirmations
+// into readiness or Resyncs. It never blocks on a subscriber. go-redis
+// reconnects and resubscribes inside Receive; between failed attempts the
+// loop backs off.
+func (c *busConn) receiveLoop(ps *redis.PubSub, rc receiver) {
+	b := c.b
+	defer b.wg.Done()
+	defer close(rc.done)
+	ctx := context.Background()
+	var backoff time.Duration
+	var failingSince, lastLog time.Time
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			if errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			select {
+			case <-rc.quit:
+				return
+			default:
+			}
+			b.stats.receiveErrors.Add(1)
+			c.connectionLost()
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
+			}
+			if now.Sub(lastLog) >= busErrorLogEvery {
+				lastLog = now
+				b.log.Warn("redis bus: subscription connection failed; reconnecting", "shard", c.shard, "err", err,
+					"down", now.Sub(failingSince).Round(time.Millisecond))
+			}
+			backoff = min(max(2*backoff, busMinBackoff), busMaxBackoff)
+			timer.Reset(backoff)
+			select {
+			case <-rc.quit:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		if !failingSince.IsZero() {
+			b.log.Info("redis bus: subscription connection back", "shard", c.shard,
+				"down", time.Since(failingSince).Round(time.Millisecond))
+			failingSince, lastLog, backoff = time.Time{}, time.Time{}, 0
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			c.subscription(m)
+		case *redis.Message:
+			if m.Channel == c.probeCh {
+				c.lastProbe.Store(time.Now().UnixNano())
+				continue
+			}
+			c.deliver(m)
+		}
+	}
+}
+
+// connectionLost notes that the connection failed: the UNSUBSCRIBEs sent on
+// it will not be confirmed.
+func (c *busConn) connectionLost() {
+	c.b.mu.Lock()
+	clear(c.unsubPending)
+	c.b.mu.Unlock()
+}
+
+// subscription handles Redis's confirmation of a (un)subscribe.
+func (c *busConn) subscription(m *redis.Subscription) {
+	b := c.b
+	switch m.Kind {
+	case "subscribe", "ssubscribe":
+		b.mu.Lock()
+		r := c.rooms[m.Channel]
+		switch {
+		case r == nil || c.unsubPending[m.Channel] > 0:
+			// The probe, a room that is gone, or the confirmation of a
+			// subscription that our pending UNSUBSCRIBE ends.
+			b.mu.Unlock()
+			return
+		case r.closing:
+			c.dropRoom(m.Channel)
+			b.mu.Unlock()
+			return
+		case !r.confirmed:
+			r.confirmed = true
+			close(r.ready)
+			b.mu.Unlock()
+			return
+		}
+		// Confirmed again: go-redis resubscribed after a reconnect, or the
+		// connection was replaced. Messages may have been lost meanwhile.
+		subs := r.subs
+		b.mu.Unlock()
+		b.stats.resubscribes.Add(1)
+		for _, s := range subs {
+			s.sub.Resync()
+		}
+	case "unsubscribe", "sunsubscribe":
+		b.mu.Lock()
+		if n := c.unsubPending[m.Channel]; n > 0 {
+			c.unsubPending[m.Channel] = n - 1
+			b.mu.Unlock()
+			return
+		}
+		_, ours := c.rooms[m.Channel]
+		b.mu.Unlock()
+		if ours || m.Channel == c.probeCh {
+			// Redis ended a subscription we did not end: on Cluster, the
+			// slot moved to another node. Only a new PubSub, routed anew,
+			// gets it back.
+			c.replace.Store(true)
+			c.signal()
+		}
+	}
+}
+
+// deliver decodes a room message once and hands it to the room's
+// subscribers.
+func (c *busConn) deliver(m *redis.Message) {
+	b := c.b
+	b.mu.Lock()
+	var subs []*busSub
+	if r := c.rooms[m.Channel]; r != nil {
+		subs = r.subs
+	}
+	b.mu.Unlock()
+	if len(subs) == 0 {
+		return
+	}
+	var msg Message
+	if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
+		b.stats.decodeErrors.Add(1)
+		b.log.Warn("redis bus: undecodable message; resyncing the room", "channel", m.Channel, "err", err)
+		for _, s := range subs {
+			s.sub.Resync()
+		}
+		return
+	}
+	if msg.Room == "" {
+		msg.Room = b.keys.roomOfChannel(m.Channel)
+	}
+	if hook := b.cfg.DropHook; hook != nil && hook(msg) {
+		b.stats.dropped.Add(1)
+		return
+	}
+	b.stats.messages.Add(1)
+	for _, s := range subs {
+		s.sub.Handle(msg)
+	}
+}
