@@ -85,7 +85,8 @@ function TimerControls({ room }) {
 
 // Queue is the current aspect's team queue with call and reveal controls.
 function Queue({ room }) {
-  const aspect = room.aspect;
+  // In the lobby the queue of the first aspect shows who has submitted.
+  const aspect = room.aspect || room.agenda[0];
   const queue = (room.queues[aspect] && room.queues[aspect].length ? room.queues[aspect] : room.teams.map((t) => t.id));
   const spoken = room.spoken[aspect] || [];
   const presence = conn.presence.value || {};
@@ -96,7 +97,7 @@ function Queue({ room }) {
   return html`
     <section class="card queue" aria-labelledby="queue-h">
       <div class="card-head">
-        <h2 id="queue-h">Teams</h2>
+        <h2 id="queue-h">Teams${room.aspect ? '' : html` <span class="muted small">(${(aspectOf(room.model, aspect) || {}).name || aspect})</span>`}</h2>
         <span class="muted small" data-submitted=${submitted}>${submitted} of ${room.teams.length} submitted</span>
       </div>
       <ol class="queue-list">
@@ -355,7 +356,7 @@ function Console() {
           <${TurnBox} conn=${conn} room=${room} />
           <${TimerControls} room=${room} />
         </section>
-        ${room.aspect && html`<${Queue} room=${room} />`}
+        <${Queue} room=${room} />
         <${Agenda} room=${room} />
       </div>
       <div class="col-b">

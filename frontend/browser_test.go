@@ -1,0 +1,655 @@
+package frontend_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// Timeouts of the browser tests, from the whole test down to one wait.
+const (
+	flowTimeout  = 150 * time.Second // the whole workshop flow, restart included
+	waitTimeout  = 15 * time.Second  // one condition on one page
+	startTimeout = 20 * time.Second  // the server answering /readyz
+	stopTimeout  = 20 * time.Second  // SIGTERM to exit, before a kill
+)
+
+var (
+	// chromiumPath is the browser the tests drive, "" when none is installed.
+	chromiumPath string
+	// serverBin is the workshop binary built once by TestMain.
+	serverBin string
+	// buildErr is why serverBin could not be built.
+	buildErr error
+	// repoRoot is the module root (where go.mod is).
+	repoRoot string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "frontend tests:", err)
+		return 1
+	}
+	repoRoot = root
+	chromiumPath = findChromium()
+	if chromiumPath != "" {
+		dir, err := os.MkdirTemp("", "workshop-frontend-*")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "frontend tests:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		serverBin = filepath.Join(dir, "workshop")
+		buildErr = buildServer(serverBin)
+	}
+	return m.Run()
+}
+
+func findChromium() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
+		return "/usr/bin/chromium"
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+func buildServer(out string) error {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, "./cmd/workshop")
+	cmd.Dir = repoRoot
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cmd/workshop: %w\n%s", err, buf.String())
+	}
+	return nil
+}
+
+// needBrowser skips the test when chromium is missing, except under CI
+// (CI=true), where a missing browser is a failure.
+func needBrowser(t *testing.T) {
+	t.Helper()
+	if chromiumPath == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("chromium is not installed, and CI=true requires the browser tests: run `make deps`")
+		}
+		t.Skip("chromium is not installed (/usr/bin/chromium); `make deps` installs it")
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+}
+
+// ---- the server as a subprocess ----
+
+// server runs the workshop binary on a fixed address and data directory, so
+// that it can be stopped and started again in place.
+type server struct {
+	t    *testing.T
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	logs *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func newServer(t *testing.T) *server {
+	s := &server{t: t, addr: freeAddr(t), dir: t.TempDir(), logs: &lockedBuffer{}}
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.logs.String())
+		}
+	})
+	return s
+}
+
+func (s *server) url() string { return "http://" + s.addr }
+
+// start runs the binary and waits until /readyz answers 200.
+func (s *server) start() {
+	s.t.Helper()
+	cmd := exec.Command(serverBin, "-addr", s.addr, "-data-dir", s.dir, "-log-level", "warn", "-shutdown-grace", "5s")
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd, s.done = cmd, make(chan struct{})
+	go func(done chan struct{}) {
+		_ = cmd.Wait()
+		close(done)
+	}(s.done)
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			s.t.Fatalf("server exited at start:\n%s", s.logs.String())
+		default:
+		}
+		res, err := http.Get(s.url() + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("server not ready after %v:\n%s", startTimeout, s.logs.String())
+}
+
+// stop sends SIGTERM and waits for the process to exit (killing it after
+// stopTimeout).
+func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("server did not stop within %v of SIGTERM", stopTimeout)
+	}
+	s.cmd = nil
+}
+
+// ---- browser tabs, each in its own browser context ----
+
+type tab struct {
+	t       *testing.T
+	name    string
+	ctx     context.Context
+	mu      sync.Mutex
+	console []string // exceptions and CSP violations: the test fails on any
+	dialogs atomic.Int32
+}
+
+// newBrowser starts chromium headless with a fresh profile; it stops when
+// ctx ends or the test is cleaned up.
+func newBrowser(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.Headless,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		cancelBrowser()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// newTab opens a tab in a new browser context (its own cookies and
+// localStorage, like another person's browser).
+func newTab(t *testing.T, bctx context.Context, name string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	tb := &tab{t: t, name: name, ctx: ctx}
+	err := chromedp.Listen(ctx, func(ev any) {
+		if _, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			tb.dialogs.Add(1)
+			go chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	})
+	if err != nil {
+		t.Fatalf("%s: open tab: %v", name, err)
+	}
+	messages := chromedp.Console(ctx)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			text := m.String()
+			bad := m.IsException() || strings.Contains(text, "Content Security Policy") || strings.Contains(text, "Content-Security-Policy")
+			if bad {
+				tb.mu.Lock()
+				tb.console = append(tb.console, text)
+				tb.mu.Unlock()
+			}
+		}
+	}()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return tb
+}
+
+func (tb *tab) fatalf(format string, args ...any) {
+	tb.t.Helper()
+	body, _ := chromedp.Run(tb.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText.slice(0, 3000) : ''`))
+	tb.t.Fatalf("%s: %s\npage text:\n%s", tb.name, fmt.Sprintf(format, args...), body)
+}
+
+func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		tb.fatalf("%s: %v", what, err)
+	}
+}
+
+func (tb *tab) navigate(url string) {
+	tb.t.Helper()
+	tb.do("navigate "+url, chromedp.Navigate(url))
+}
+
+// waitJS waits until the JavaScript expression is truthy.
+func (tb *tab) waitJS(what, expr string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout))); err != nil {
+		tb.fatalf("waiting for %s (%s): %v", what, expr, err)
+	}
+}
+
+// eval evaluates a JavaScript expression and decodes its value into T.
+func eval[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.fatalf("eval %s: %v", expr, err)
+	}
+	return v
+}
+
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// click waits for an enabled button (or link styled as one) whose text is
+// label inside the element that scope selects, and clicks it.
+func (tb *tab) click(scope, label string) {
+	tb.t.Helper()
+	expr := fmt.Sprintf(`(() => {
+		const root = document.querySelector(%s);
+		if (!root) return false;
+		const b = [...root.querySelectorAll('button, a.button')].find((x) => x.textContent.trim() === %s && !x.disabled);
+		if (!b) return false;
+		b.scrollIntoView({block: 'center'});
+		b.click();
+		return true;
+	})()`, js(scope), js(label))
+	tb.waitJS(fmt.Sprintf("button %q in %s", label, scope), expr)
+}
+
+// typeInto focuses the field and types text as key presses.
+func (tb *tab) typeInto(sel, text string) {
+	tb.t.Helper()
+	tb.do("type into "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+func (tb *tab) live() {
+	tb.t.Helper()
+	tb.waitJS("a live connection", `document.querySelector('.conn[data-status="live"]') !== null`)
+}
+
+func (tb *tab) checkConsole() {
+	tb.t.Helper()
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, m := range tb.console {
+		tb.t.Errorf("%s: browser console: %s", tb.name, m)
+	}
+	if n := tb.dialogs.Load(); n > 0 {
+		tb.t.Errorf("%s: %d JavaScript dialogs opened", tb.name, n)
+	}
+}
+
+// viewports are the two sizes every page is captured at.
+var viewports = []struct {
+	w, h   int64
+	mobile bool
+}{{360, 740, true}, {1920, 1080, false}}
+
+// shoot captures the page at each viewport into /screenshots at the repo
+// root (ignored by git), then goes back to the working size.
+func (tb *tab) shoot(name string) {
+	tb.t.Helper()
+	dir := filepath.Join(repoRoot, "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.t.Fatal(err)
+	}
+	for _, vp := range viewports {
+		opts := []chromedp.EmulateViewportOption{}
+		if vp.mobile {
+			opts = append(opts, chromedp.EmulatePortrait, chromedp.EmulateMobile)
+		}
+		tb.do("resize", chromedp.EmulateViewport(vp.w, vp.h, opts...), chromedp.Sleep(700*time.Millisecond))
+		ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+		buf, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		cancel()
+		if err != nil {
+			tb.fatalf("screenshot %s: %v", name, err)
+		}
+		file := filepath.Join(dir, fmt.Sprintf("%s-%dx%d.png", name, vp.w, vp.h))
+		if err := os.WriteFile(file, buf, 0o644); err != nil {
+			tb.t.Fatal(err)
+		}
+	}
+	tb.do("resize", chromedp.EmulateViewport(1280, 900))
+}
+
+// ---- the tests ----
+
+// created is what the home page shows after creating a room.
+type created struct {
+	Facilitator, Presenter, Team1, Team2, Join, Results string
+}
+
+// TestWorkshopFlow runs one aspect of a workshop through the pages with a
+// facilitator, a team lead and two attendees, each in its own browser
+// context; restarts the server and checks that the pages reconnect and
+// resume without a reload; checks that a question with markup stays text;
+// and captures every page at phone and projector sizes.
+func TestWorkshopFlow(t *testing.T) {
+	needBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), flowTimeout)
+	defer cancel()
+	start := time.Now()
+
+	srv := newServer(t)
+	srv.start()
+	base := srv.url()
+	bctx := newBrowser(t, ctx)
+
+	fac := newTab(t, bctx, "facilitator")
+	team := newTab(t, bctx, "team lead")
+	ana := newTab(t, bctx, "attendee Ana")
+	ben := newTab(t, bctx, "attendee Ben")
+	tabs := []*tab{fac, team, ana, ben}
+	defer func() {
+		for _, tb := range tabs {
+			tb.checkConsole()
+		}
+	}()
+
+	// Home: create a room.
+	fac.navigate(base + "/")
+	fac.waitJS("the create form", `document.querySelector('#room-title') !== null`)
+	fac.shoot("home")
+	fac.typeInto("#room-title", "Platform maturity Q3")
+	fac.typeInto("#room-teams", "Payments\nSearch")
+	fac.click(".create-card", "Create room")
+	fac.waitJS("the room's links", `document.querySelector('#link-facilitator') !== null`)
+	fac.waitJS("the QR code", `(() => { const i = document.querySelector('.join-qr img'); return i && i.complete && i.naturalWidth > 0; })()`)
+	links := eval[created](fac, `({
+		Facilitator: document.querySelector('#link-facilitator').value,
+		Presenter: document.querySelector('#link-presenter').value,
+		Team1: document.querySelector('#link-team-t1').value,
+		Team2: document.querySelector('#link-team-t2').value,
+		Join: document.querySelector('#link-join').value,
+		Results: document.querySelector('#link-results').value,
+	})`)
+	fac.shoot("home-created")
+	if !strings.Contains(links.Facilitator, "#key=") || !strings.Contains(links.Team1, "#key=") || !strings.Contains(links.Join, "/j/") {
+		t.Fatalf("links: %+v", links)
+	}
+
+	// Everyone opens their page.
+	fac.navigate(links.Facilitator)
+	fac.live()
+	team.navigate(links.Team1)
+	team.live()
+	ana.navigate(links.Join) // the short link redirects to the room
+	ana.typeInto("#join-name", "Ana")
+	ana.click("form", "Join")
+	ana.live()
+	roomURL := eval[string](ana, `location.href`)
+	if !strings.Contains(roomURL, "/room/") {
+		t.Fatalf("join link led to %s", roomURL)
+	}
+	ben.navigate(roomURL)
+	ben.typeInto("#join-name", "Ben")
+	ben.click("form", "Join")
+	ben.live()
+	fac.waitJS("two attendees in presence", `document.querySelector('[data-attendees="2"]') !== null`)
+
+	// The team lead drafts (autosaved) and submits a level for Investment.
+	const rationale = "We fund the platform as a product with a roadmap and a product owner."
+	team.do("pick level 3", chromedp.Click(chromedp.CSS(`label[for="lv-investment-3"]`)))
+	team.typeInto("#why-investment", rationale)
+	team.waitJS("the draft saved", `document.querySelector('[data-save="saved"]') !== null`)
+	team.click(".editor", "Submit")
+	team.waitJS("submitted", `document.querySelector('.status-line[data-status="submitted"]') !== null`)
+	fac.waitJS("the submission counted", `document.querySelector('[data-submitted="1"]') !== null`)
+
+	// The facilitator starts and calls the next team: every screen counts
+	// down to the same end.
+	fac.click(".phase-bar", "Start the workshop")
+	for _, tb := range tabs {
+		tb.waitJS("the first aspect", `document.querySelector('.aspect-name') && document.querySelector('.aspect-name').textContent.includes('Investment')`)
+	}
+	fac.click(".timer-controls", "Call next team")
+	for _, tb := range []*tab{ana, ben, team} {
+		tb.waitJS("Payments speaking", `document.querySelector('.turn[data-turn="t1"] [role="timer"]') !== null`)
+	}
+	left := []int{eval[int](ana, `+document.querySelector('[role="timer"]').dataset.left`), eval[int](ben, `+document.querySelector('[role="timer"]').dataset.left`)}
+	if left[0] < 170 || left[0] > 180 || left[1]-left[0] > 1 || left[0]-left[1] > 1 {
+		t.Errorf("countdowns disagree or are off: %v (want about 180 s each)", left)
+	}
+
+	// Before the reveal an attendee sees no score, and no rationale
+	// reaches the page.
+	if got := eval[bool](ana, `document.querySelector('.reveal[data-team="t1"]') === null && !document.body.innerText.includes(`+js(rationale)+`)`); !got {
+		t.Fatal("attendee sees the score before the reveal")
+	}
+	fac.click(`.queue li[data-team="t1"]`, "Reveal")
+	for _, tb := range []*tab{ana, ben} {
+		tb.waitJS("the revealed score", `document.querySelector('.reveal[data-team="t1"] .chip[data-level="3"]') !== null`)
+		tb.waitJS("the rationale", `document.querySelector('.reveal[data-team="t1"] .rationale').textContent === `+js(rationale))
+		tb.waitJS("the next level explained", `document.querySelector('.reveal[data-team="t1"] .explain-next').textContent.includes('Level 4')`)
+	}
+
+	// Q&A: ask, upvote, highlight, answer. Ben's question carries markup.
+	const q1 = "How do you measure whether teams choose the platform?"
+	const xss = `<img src=x onerror=alert(1)>`
+	ana.typeInto("#ask-text", q1)
+	ana.click(".ask", "Ask")
+	ben.waitJS("Ana's question", `document.querySelector('.q[data-question="q1"] .q-text') !== null`)
+	ben.typeInto("#ask-text", xss)
+	ben.click(".ask", "Ask")
+	ben.do("upvote q1", chromedp.Click(chromedp.CSS(`.q[data-question="q1"] .vote`)))
+	ana.waitJS("one vote on q1", `document.querySelector('.q[data-question="q1"] .vote-count').textContent === '1'`)
+	fac.click(`.q[data-question="q1"]`, "Put on screen")
+	fac.click(`.q[data-question="q1"]`, "Mark answered")
+	for _, tb := range []*tab{ana, ben} {
+		tb.waitJS("q1 highlighted and answered", `(() => { const q = document.querySelector('.q[data-question="q1"]'); return q && q.classList.contains('q-highlighted') && q.querySelector('.badge-answered'); })()`)
+	}
+	for _, tb := range []*tab{ana, ben, fac} {
+		tb.waitJS("the markup shown as text", `[...document.querySelectorAll('.q-text')].some((e) => e.textContent === `+js(xss)+`)`)
+		if n := eval[int](tb, `document.querySelectorAll('img[src="x"], .q-text img').length`); n != 0 {
+			t.Errorf("%s: the question's markup became %d elements", tb.name, n)
+		}
+	}
+
+	// A raised hand gets the floor.
+	ana.click(".hands", "✋ Raise my hand")
+	fac.click(".hands", "Give the floor")
+	ben.waitJS("Ana speaking", `document.querySelector('.turn .turn-name') && document.querySelector('.turn .turn-name').textContent === 'Ana'`)
+
+	// The presenter screen shows the highlighted question and the join code.
+	pres := newTab(t, bctx, "presenter")
+	tabs = append(tabs, pres)
+	pres.navigate(links.Presenter)
+	pres.live()
+	pres.waitJS("the highlighted question", `document.querySelector('.pres-question-text') && document.querySelector('.pres-question-text').textContent === `+js(q1))
+	pres.waitJS("the join code", `document.querySelector('.join-code') && document.querySelector('.join-code').textContent.length >= 8`)
+	pres.waitJS("the heatmap cell", `document.querySelector('td[data-team="t1"][data-aspect="investment"] .chip[data-level="3"]') !== null`)
+
+	// The server restarts; the pages reconnect and resume without a reload.
+	// A vote cast while the server is down goes out after the reconnect.
+	for _, tb := range tabs {
+		eval[bool](tb, `(window.__sameDocument = true)`)
+	}
+	srv.stop()
+	for _, tb := range tabs {
+		tb.waitJS("the connection noticed as lost", `document.querySelector('.conn[data-status="live"]') === null`)
+	}
+	ana.do("upvote q2 while offline", chromedp.Click(chromedp.CSS(`.q[data-question="q2"] .vote`)))
+	restart := time.Now()
+	srv.start()
+	for _, tb := range tabs {
+		tb.live()
+	}
+	t.Logf("pages live again %v after the restart", time.Since(restart).Round(time.Millisecond))
+	for _, tb := range tabs {
+		if !eval[bool](tb, `window.__sameDocument === true`) {
+			t.Errorf("%s: the page reloaded", tb.name)
+		}
+	}
+	ben.waitJS("the offline vote counted", `document.querySelector('.q[data-question="q2"] .vote-count').textContent === '1'`)
+	ana.waitJS("the revealed score still there", `document.querySelector('.reveal[data-team="t1"] .chip[data-level="3"]') !== null`)
+	ben.waitJS("Ben's own vote still his", `document.querySelector('.q[data-question="q1"] .vote').getAttribute('aria-pressed') === 'true'`)
+
+	// Live again: the facilitator reveals the rest.
+	fac.click(".queue", "Reveal all")
+	ana.waitJS("Search revealed as not submitted", `document.querySelector('.reveal[data-team="t2"]') !== null`)
+
+	// Ben reloads: the same identity comes back from localStorage.
+	ben.navigate(roomURL)
+	ben.live()
+	ben.waitJS("Ben's vote after a reload", `document.querySelector('.q[data-question="q1"] .vote').getAttribute('aria-pressed') === 'true'`)
+	if eval[bool](ben, `document.querySelector('#join-name') !== null`) {
+		t.Error("a reload asked for the name again")
+	}
+
+	// Notes and an action item, then the results page with exports.
+	fac.typeInto("#note-text", "Funding is fine; adoption lags.")
+	fac.typeInto("#action-text", "Interview three teams about onboarding")
+	fac.click(".notes", "Add")
+	fac.waitJS("the action item", `[...document.querySelectorAll('.action-list li')].some((li) => li.textContent.includes('Interview three teams'))`)
+	fac.waitJS("the note saved", `[...document.querySelectorAll('.notes [role="status"]')].some((e) => e.textContent === 'Saved')`)
+
+	res := newTab(t, bctx, "results")
+	tabs = append(tabs, res)
+	key := links.Facilitator[strings.Index(links.Facilitator, "#key=")+len("#key="):]
+	if i := strings.Index(key, "&"); i >= 0 {
+		key = key[:i]
+	}
+	res.navigate(links.Results + "#key=" + key)
+	res.waitJS("the results matrix", `document.querySelector('td[data-team="t1"][data-aspect="investment"] .chip[data-level="3"]') !== null`)
+	res.waitJS("the action in the results", `document.body.innerText.includes('Interview three teams')`)
+	checkExport(t, res, "CSV", ".csv", "Payments")
+
+	// Every page at phone and projector sizes.
+	fac.shoot("facilitator")
+	team.shoot("team")
+	ana.shoot("room")
+	pres.shoot("presenter")
+	res.shoot("results")
+
+	t.Logf("workshop flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// checkExport clicks an export button and waits for the download to land.
+func checkExport(t *testing.T, tb *tab, label, ext, want string) {
+	t.Helper()
+	dir := t.TempDir()
+	c := chromedp.FromContext(tb.ctx)
+	yes := true
+	if _, err := chromedp.CallBrowser(tb.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, BrowserContextID: c.BrowserContextID,
+		DownloadPath: dir, EventsEnabled: &yes,
+	}); err != nil {
+		t.Fatalf("download behaviour: %v", err)
+	}
+	tb.click(".export", label)
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		files, _ := filepath.Glob(filepath.Join(dir, "*"+ext))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err == nil && bytes.Contains(b, []byte(want)) {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	entries, _ := os.ReadDir(dir)
+	t.Fatalf("no %s download containing %q in %s (%d files)", ext, want, dir, len(entries))
+}
