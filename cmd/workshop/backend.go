@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/leveling/workshop/hub"
+)
+
+// openBackend opens the store and bus: bbolt and an in-process bus by
+// default, Redis for both when a URL is configured.
+func openBackend(ctx context.Context, cfg config, log *slog.Logger) (hub.Store, hub.Bus, error) {
+	if cfg.redisURL == "" {
+		bus := hub.NewLocalBus()
+		store, err := hub.OpenBoltStore(cfg.dataDir, bus)
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("embedded store", "dir", cfg.dataDir)
+		return store, bus, nil
+	}
+	return openRedis(ctx, cfg, log)
+}
+
+// openRedis connects to Redis and builds the store and bus on one client.
+// It does not wait for Redis: an instance started before Redis is up
+// answers "unavailable" and /readyz fails until it is reachable.
+func openRedis(ctx context.Context, cfg config, log *slog.Logger) (hub.Store, hub.Bus, error) {
+	client, err := hub.NewRedisClient(cfg.redisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("redis url: %w", err)
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		log.Warn("redis not reachable yet; will retry", "err", err)
+	}
+	store := hub.NewRedisStore(client, hub.RedisStoreConfig{ClosedRoomTTL: cfg.closedRoomTTL})
+	bus := hub.NewRedisBus(client, hub.RedisBusConfig{Instance: cfg.instance, Logger: log})
+	log.Info("redis store and bus", "addr", redactURL(cfg.redisURL))
+	return store, &closingBus{Bus: bus, close: client.Close}, nil
+}
+
+// closingBus closes the shared Redis client after the bus (the store is
+// closed first, by run).
+type closingBus struct {
+	hub.Bus
+	close func() error
+}
+
+func (b *closingBus) Close() error {
+	err := b.Bus.Close()
+	if cerr := b.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// redactURL hides a password in a Redis URL so it never reaches a log.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable url)"
+	}
+	return u.Redacted()
+}
