@@ -386,6 +386,25 @@ var viewports = []struct {
 	mobile bool
 }{{360, 740, true}, {1920, 1080, false}}
 
+// overflowJS lists the elements that stick out of the page to the right,
+// making the page scroll sideways (what scrolls inside its own box is fine).
+const overflowJS = `(() => {
+	const w = document.documentElement.clientWidth;
+	const out = [];
+	for (const el of document.querySelectorAll('body *')) {
+		const r = el.getBoundingClientRect();
+		if (r.width === 0 || r.right <= w + 1) continue;
+		let clipped = false;
+		for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+			const o = getComputedStyle(p).overflowX;
+			if (o === 'auto' || o === 'scroll' || o === 'hidden') { clipped = true; break; }
+		}
+		if (!clipped) out.push(el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\s+/).join('.') : '') + ' right=' + Math.round(r.right));
+		if (out.length >= 8) break;
+	}
+	return out;
+})()`
+
 // shoot captures the page at each viewport into /screenshots at the repo
 // root (ignored by git), then goes back to the working size.
 func (tb *tab) shoot(name string) {
@@ -394,6 +413,7 @@ func (tb *tab) shoot(name string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.t.Fatal(err)
 	}
+	eval[bool](tb, `(() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); return true; })()`)
 	for _, vp := range viewports {
 		opts := []chromedp.EmulateViewportOption{}
 		if vp.mobile {
@@ -405,6 +425,9 @@ func (tb *tab) shoot(name string) {
 		cancel()
 		if err != nil {
 			tb.fatalf("screenshot %s: %v", name, err)
+		}
+		if wide := eval[[]string](tb, overflowJS); len(wide) > 0 {
+			tb.t.Errorf("%s at %dx%d: wider than the screen: %s", name, vp.w, vp.h, strings.Join(wide, "; "))
 		}
 		file := filepath.Join(dir, fmt.Sprintf("%s-%dx%d.png", name, vp.w, vp.h))
 		if err := os.WriteFile(file, buf, 0o644); err != nil {
@@ -548,7 +571,7 @@ func TestWorkshopFlow(t *testing.T) {
 	}
 
 	// A raised hand gets the floor.
-	ana.click(".hands", "✋ Raise my hand")
+	ana.click(".hands", "Raise my hand")
 	fac.click(".hands", "Give the floor")
 	ben.waitJS("Ana speaking", `document.querySelector('.turn .turn-name') && document.querySelector('.turn .turn-name').textContent === 'Ana'`)
 

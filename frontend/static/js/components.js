@@ -9,6 +9,20 @@ import {
 } from './lib.js';
 import { sortQuestions } from './state.js';
 
+// Icon is a small inline SVG (no icon font, no emoji font needed).
+const iconPaths = {
+  bell: 'M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zm7-6v-5a7 7 0 0 0-5.5-6.84V3a1.5 1.5 0 0 0-3 0v1.16A7 7 0 0 0 5 11v5l-2 2v1h18v-1z',
+  users: 'M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zm7.5 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM9 13c-4 0-7 2-7 4.5V20h14v-2.5C16 15 13 13 9 13zm7.5 0c-.55 0-1.08.05-1.58.14C16.2 14.2 17 15.7 17 17.5V20h5v-2.5c0-2.5-2.6-4.5-5.5-4.5z',
+};
+
+export function Icon({ name, off }) {
+  return html`
+    <svg class="icon" viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
+      <path d=${iconPaths[name]} fill="currentColor" />
+      ${off && html`<path d="M3 3l18 18" stroke="currentColor" stroke-width="2.2" stroke-linecap="round" />`}
+    </svg>`;
+}
+
 // ConnBadge shows whether the page is live, and reconnects on demand.
 export function ConnBadge({ conn }) {
   const status = conn.status.value;
@@ -51,7 +65,7 @@ export function MuteToggle() {
     <button type="button" class="icon-button" aria-pressed=${muted}
       title=${muted ? 'Sound is off' : 'Sound is on'}
       onClick=${() => { prefs.muted.value = !muted; }}>
-      <span aria-hidden="true">${muted ? '🔇' : '🔔'}</span>
+      <${Icon} name="bell" off=${muted} />
       <span class="visually-hidden">Mute the end-of-turn sound</span>
     </button>`;
 }
@@ -86,7 +100,7 @@ export function PresenceCount({ conn }) {
   const teams = Object.values(p.teams || {}).filter((n) => n > 0).length;
   const n = (p.attendees || 0) + teams + (p.facilitator ? 1 : 0);
   return html`<span class="presence" data-count=${n} title=${`${plural(p.attendees || 0, 'attendee')}, ${plural(teams, 'team lead')}${p.facilitator ? ', the facilitator' : ''}`}>
-    <span aria-hidden="true">👥 </span>${n} here</span>`;
+    <${Icon} name="users" /> ${n} here</span>`;
 }
 
 // TopBar is the header of a page: title, what the page is, status, toggles.
@@ -298,7 +312,7 @@ export function Hands({ conn, room, me, moderator }) {
       ${canRaise && html`
         <button type="button" class=${mine ? 'button-quiet' : ''} aria-pressed=${mine}
           onClick=${() => conn.act(mine ? 'lower_hand' : 'raise_hand', {})}>
-          ${mine ? 'Lower my hand' : '✋ Raise my hand'}
+          ${mine ? 'Lower my hand' : 'Raise my hand'}
         </button>`}
       ${room.hands.length ? html`
         <ol class="hand-list">

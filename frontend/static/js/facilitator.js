@@ -208,8 +208,7 @@ function Notes({ room }) {
     <section class="card notes" aria-labelledby="notes-h">
       <div class="card-head">
         <h2 id="notes-h">Notes and actions</h2>
-        <label class="visually-hidden" for="notes-aspect">Aspect</label>
-        <select id="notes-aspect" value=${aspect} onChange=${(e) => setAspect(e.target.value)}>
+        <select id="notes-aspect" aria-label="Aspect of the notes" value=${aspect} onChange=${(e) => setAspect(e.target.value)}>
           ${room.agenda.map((id) => html`<option key=${id} value=${id}>${(aspectOf(room.model, id) || {}).name || id}</option>`)}
         </select>
       </div>
@@ -255,8 +254,7 @@ function Presence({ room }) {
   return html`
     <section class="card presence-card" aria-labelledby="presence-h">
       <h2 id="presence-h">Who is here</h2>
-      <p><strong data-attendees=${p.attendees || 0}>${plural(p.attendees || 0, 'attendee')}</strong>
-        · ${plural(p.presenters || 0, 'presenter screen')}</p>
+      <p><strong data-attendees=${p.attendees || 0}>${plural(p.attendees || 0, 'attendee')}</strong>${' · '}${plural(p.presenters || 0, 'presenter screen')}</p>
       <ul class="team-presence">
         ${room.teams.map((t) => {
           const n = (p.teams && p.teams[t.id]) || 0;

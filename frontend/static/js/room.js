@@ -43,7 +43,9 @@ const conn = new Conn({
   roomId,
   identity() {
     const id = identity.value;
-    if (id) return { participant: id.participant, token: id.token };
+    // The name goes along on every reconnect: the server does not keep
+    // it with the token, and a hello without one answers "Guest".
+    if (id) return id.name ? { participant: id.participant, token: id.token, name: id.name } : { participant: id.participant, token: id.token };
     if (joinName.value) return { name: joinName.value };
     return null;
   },

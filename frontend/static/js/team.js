@@ -177,7 +177,7 @@ function Editor({ room, team, aspectId }) {
           <button type="submit" disabled=${busy || !level}>${score.submitted ? 'Submit changes' : 'Submit'}</button>
           ${saveState === 'pending' && html`<button type="button" class="button-quiet" onClick=${save}>Save draft now</button>`}
         </div>`}
-      <p class="form-msg" role="status">${submitMsg}</p>
+      <p class="form-msg" role="status">${locked ? '' : submitMsg}</p>
     </form>`;
 }
 
