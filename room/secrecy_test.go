@@ -202,20 +202,29 @@ func (c *secrecyChecker) checkRedact(t testing.TB, e Event, after *State, aud Au
 // bytes from Redact; it answers how many keys were shared by two or more.
 func checkVariants(t testing.TB, e Event, auds []Audience) int {
 	t.Helper()
-	first := map[string]Audience{}
-	bytesOf := map[string][]byte{}
+	bs := make([][]byte, len(auds))
+	for i, aud := range auds {
+		bs[i] = mustJSON(t, Redact(e, aud))
+	}
+	return checkVariantBytes(t, e, auds, bs)
+}
+
+// checkVariantBytes is checkVariants given each audience's bytes.
+func checkVariantBytes(t testing.TB, e Event, auds []Audience, bs [][]byte) int {
+	t.Helper()
+	first := map[string]int{}
 	shared := map[string]bool{}
-	for _, aud := range auds {
+	for i, aud := range auds {
 		k := VariantKey(e, aud)
-		b := mustJSON(t, Redact(e, aud))
-		if prev, ok := bytesOf[k]; ok {
-			shared[k] = true
-			if !bytes.Equal(prev, b) {
-				t.Errorf("%s #%d: variant %q: %s got %s, %s got %s, want the same", e.Type, e.Seq, k, audName(first[k]), prev, audName(aud), b)
-			}
+		j, ok := first[k]
+		if !ok {
+			first[k] = i
 			continue
 		}
-		first[k], bytesOf[k] = aud, b
+		shared[k] = true
+		if !bytes.Equal(bs[j], bs[i]) {
+			t.Errorf("%s #%d: variant %q: %s got %s, %s got %s, want the same", e.Type, e.Seq, k, audName(auds[j]), bs[j], audName(aud), bs[i])
+		}
 	}
 	return len(shared)
 }
