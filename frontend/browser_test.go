@@ -477,6 +477,7 @@ func TestWorkshopFlow(t *testing.T) {
 	fac.shoot("home")
 	fac.typeInto("#room-title", "Platform maturity Q3")
 	fac.typeInto("#room-teams", "Payments\nSearch")
+	checkModelErrors(fac)
 	fac.click(".create-card", "Create room")
 	fac.waitJS("the room's links", `document.querySelector('#link-facilitator') !== null`)
 	fac.waitJS("the QR code", `(() => { const i = document.querySelector('.join-qr img'); return i && i.complete && i.naturalWidth > 0; })()`)
@@ -506,7 +507,13 @@ func TestWorkshopFlow(t *testing.T) {
 	if !strings.Contains(roomURL, "/room/") {
 		t.Fatalf("join link led to %s", roomURL)
 	}
+	// Ben's clock is seven minutes fast: longer than a turn, so only the
+	// ping/pong offset keeps his countdown in step with everyone else's.
+	skewClock(ben, 7*time.Minute)
 	ben.navigate(roomURL)
+	if skew := eval[float64](ben, `Date.now() - new Date().getTime()`); skew < 6*60e3 {
+		t.Fatalf("the clock skew did not take: %v ms", skew)
+	}
 	ben.typeInto("#join-name", "Ben")
 	ben.click("form", "Join")
 	ben.live()
@@ -547,6 +554,12 @@ func TestWorkshopFlow(t *testing.T) {
 		tb.waitJS("the rationale", `document.querySelector('.reveal[data-team="t1"] .rationale').textContent === `+js(rationale))
 		tb.waitJS("the next level explained", `document.querySelector('.reveal[data-team="t1"] .explain-next').textContent.includes('Level 4')`)
 	}
+
+	// Numbers or names.
+	ana.click(".topbar", "Names")
+	ana.waitJS("the level's name", `document.querySelector('.reveal[data-team="t1"] .chip').textContent.trim() === 'Scalable'`)
+	ana.click(".topbar", "1–4")
+	ana.waitJS("the level's number", `document.querySelector('.reveal[data-team="t1"] .chip').textContent.trim() === '3'`)
 
 	// Q&A: ask, upvote, highlight, answer. Ben's question carries markup.
 	const q1 = "How do you measure whether teams choose the platform?"
@@ -613,6 +626,24 @@ func TestWorkshopFlow(t *testing.T) {
 	fac.click(".queue", "Reveal all")
 	ana.waitJS("Search revealed as not submitted", `document.querySelector('.reveal[data-team="t2"]') !== null`)
 
+	// Hiding a reveal takes the score off every screen; revealing it again
+	// brings it back.
+	fac.click(`.queue li[data-team="t1"]`, "Hide")
+	ana.waitJS("the hidden reveal gone", `document.querySelector('.reveal[data-team="t1"]') === null && document.querySelector('td[data-team="t1"][data-aspect="investment"] .cell-hidden') !== null`)
+	fac.click(`.queue li[data-team="t1"]`, "Reveal")
+	ana.waitJS("the score back", `document.querySelector('.reveal[data-team="t1"] .chip[data-level="3"]') !== null`)
+
+	// The question with markup on the presenter screen is text too.
+	fac.click(`.q[data-question="q2"]`, "Put on screen")
+	pres.waitJS("the markup on screen as text", `document.querySelector('.pres-question-text') && document.querySelector('.pres-question-text').textContent === `+js(xss))
+	if n := eval[int](pres, `document.querySelectorAll('img[src="x"], .pres-question img').length`); n != 0 {
+		t.Errorf("presenter: the question's markup became %d elements", n)
+	}
+	fac.click(`.q[data-question="q1"]`, "Put on screen")
+	pres.waitJS("q1 back on screen", `document.querySelector('.pres-question-text').textContent === `+js(q1))
+
+	checkGapResume(ben)
+
 	// Ben reloads: the same identity comes back from localStorage.
 	ben.navigate(roomURL)
 	ben.live()
@@ -647,6 +678,68 @@ func TestWorkshopFlow(t *testing.T) {
 	res.shoot("results")
 
 	t.Logf("workshop flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// skewClock makes Date.now in the tab's future pages run ahead by d.
+func skewClock(tb *tab, d time.Duration) {
+	tb.t.Helper()
+	src := fmt.Sprintf(`(() => { const real = Date.now.bind(Date); Date.now = () => real() + %d; })();`, d.Milliseconds())
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: src}); err != nil {
+		tb.fatalf("skew clock: %v", err)
+	}
+}
+
+// checkModelErrors pastes broken custom models into the home page's form
+// and checks that each error names the problem, from the browser's own
+// checks and from the server's, then goes back to PEMM.
+func checkModelErrors(fac *tab) {
+	fac.t.Helper()
+	fac.do("choose a custom model", chromedp.Click(chromedp.CSS(`input[name="model"][value="custom"]`)))
+	steps := []struct{ model, want string }{
+		{`{"name": "Ours", "levels": [`, "not valid JSON"},
+		{`{"name": "Ours", "levels": [{"name": "Low"}], "aspects": []}`, "levels: a model has 2 to 10 levels, got 1"},
+		{`{"name": "Ours", "levels": [{"name": "Low"}, {"name": "High"}], "aspects": [{"name": "CI", "cells": [{"label": "` + strings.Repeat("x", 61) + `"}, {"label": "Auto"}]}]}`, "cells[0].label"},
+	}
+	for _, st := range steps {
+		eval[bool](fac, `(() => { const t = document.querySelector('#room-model'); t.value = ''; t.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+		fac.typeInto("#room-model", st.model)
+		fac.click(".create-card", "Create room")
+		fac.waitJS("the model error "+st.want, `document.querySelector('#room-model-err').textContent.includes(`+js(st.want)+`)`)
+	}
+	fac.do("back to PEMM", chromedp.Click(chromedp.CSS(`input[name="model"][value="pemm"]`)))
+}
+
+// checkGapResume feeds the page's connection code an events message that
+// skips a sequence number and checks that it asks the server to resume
+// from the last event it has, instead of applying past the hole.
+func checkGapResume(tb *tab) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`(async () => {
+		const { Conn } = await import('/static/js/conn.js');
+		const id = location.pathname.split('/')[2];
+		const c = new Conn({ roomId: id, identity: () => ({ name: 'Gap probe' }) });
+		c.start();
+		for (let i = 0; i < 100 && !(c.status.value === 'live' && c.state); i++) await new Promise((r) => setTimeout(r, 50));
+		const sent = [];
+		const send = c.ws.send.bind(c.ws);
+		c.ws.send = (m) => { sent.push(JSON.parse(m)); send(m); };
+		const before = c.seq;
+		c.handle({ type: 'events', epoch: c.epoch, events: [{ seq: before + 2, type: 'private', at: '' }] });
+		const resume = sent.find((m) => m.type === 'resume');
+		c.stop('done');
+		return { before, after: c.seq, resume: resume || null };
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		tb.fatalf("gap probe: %v", err)
+	}
+	resume, _ := got["resume"].(map[string]any)
+	if resume == nil || resume["seq"] != got["before"] || got["after"] != got["before"] {
+		tb.t.Errorf("a gap in events: got %v, want a resume from the last applied seq and nothing applied", got)
+	}
 }
 
 // checkExport clicks an export button and waits for the download to land.

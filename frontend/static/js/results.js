@@ -78,8 +78,13 @@ function AspectDetail({ res, model, a }) {
       ${a.note && html`<h3>Notes</h3><p class="note-text">${a.note}</p>`}
       ${a.actions && a.actions.length > 0 && html`
         <h3>Action items</h3>
-        <ul class="action-list">
-          ${a.actions.map((x) => html`<li key=${x.id} class=${x.done ? 'is-done' : ''}><span aria-hidden="true">${x.done ? '☑' : '☐'}</span> <span class="visually-hidden">${x.done ? 'done:' : 'open:'}</span> ${x.text}</li>`)}
+        <ul class="result-actions">
+          ${a.actions.map((x) => html`
+            <li key=${x.id} class=${x.done ? 'is-done' : ''}>
+              <span class="box" aria-hidden="true">${x.done ? '☑' : '☐'}</span>
+              <span class="visually-hidden">${x.done ? 'Done: ' : 'Open: '}</span>
+              <span>${x.text}</span>
+            </li>`)}
         </ul>`}
     </section>`;
 }
