@@ -326,6 +326,11 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			}
 			cmd := r.cmd
 			cmd.Key = key
+			if err := ra.checkSize(cmd); err != nil {
+				ra.reject(out, r, err)
+				answered[i] = true
+				continue
+			}
 			result := ra.prepare(&cmd)
 			evs, err := room.Decide(ra.state, r.c.actor, cmd, now)
 			if err != nil {
@@ -399,6 +404,19 @@ func (ra *roomActor) appliedAfterReload(r cmdReq) (uint64, bool) {
 		return 0, false
 	}
 	return ra.state.Applied(r.c.actor.Participant + "/" + r.id)
+}
+
+// checkSize applies the configured room size limits, which may be lower
+// than the domain's ceilings.
+func (ra *roomActor) checkSize(cmd room.Command) error {
+	l := ra.h.cfg.Limits
+	switch {
+	case cmd.Type == room.CmdAsk && len(ra.state.Questions) >= l.MaxQuestionsPerRoom:
+		return room.Errorf(room.ECONFLICT, "this room has reached its limit of %d questions", l.MaxQuestionsPerRoom)
+	case cmd.Type == room.CmdAddTeam && len(ra.state.Teams) >= l.MaxTeamsPerRoom:
+		return room.Errorf(room.ECONFLICT, "a room has at most %d teams", l.MaxTeamsPerRoom)
+	}
+	return nil
 }
 
 // prepare fills in what the server generates for a command (fresh keys)
@@ -748,8 +766,14 @@ func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reaso
 			return statusTryAgainLater, "store unavailable"
 		}
 	}
-	actor, gen, token, err := ra.authenticate(hi)
+	if len(ra.clients) >= ra.h.cfg.Limits.MaxConnsPerRoom {
+		return statusTooMany, "too many connections: the room is full"
+	}
+	actor, gen, token, err := ra.authenticate(hi, c.addr)
 	if err != nil {
+		if errorCode(err) == room.ERATELIMITED {
+			return statusTooMany, "too many new participants from your address; retry later"
+		}
 		return statusUnauthorized, errorMessage(err)
 	}
 	c.actor, c.aud, c.class, c.keyGen = actor, room.AudienceOf(actor), classOf(actor), gen
@@ -797,7 +821,7 @@ func (ra *roomActor) sendCatchUp(c *Client, epoch string, seq uint64) {
 
 // authenticate turns a hello into an actor. gen is the key generation for
 // key-based roles (-1 for attendees); token is a new attendee's token.
-func (ra *roomActor) authenticate(hi hello) (actor room.Actor, gen int, token string, err error) {
+func (ra *roomActor) authenticate(hi hello, addr string) (actor room.Actor, gen int, token string, err error) {
 	sec := ra.state.Secrets
 	unauthorized := room.Errorf(EUNAUTHORIZED, "unauthorized")
 	if hi.key != "" {
@@ -835,6 +859,11 @@ func (ra *roomActor) authenticate(hi hello) (actor room.Actor, gen int, token st
 	}
 	if hi.name == "" {
 		return room.Actor{}, 0, "", room.Errorf(EUNAUTHORIZED, "hello needs a key, a name, or a participant and token")
+	}
+	// Minting identities is limited per address and room, so one client
+	// cannot stuff the ballot with fresh identities.
+	if ok, d := ra.h.addrIdentities.allow(addr+"|"+ra.id, time.Now()); !ok {
+		return room.Actor{}, 0, "", rateLimitedError("new participants", d)
 	}
 	pid := newParticipantID()
 	return room.Actor{Role: room.RoleAttendee, Participant: pid, Name: name}, -1, participantToken(sec.ParticipantSecret, pid), nil

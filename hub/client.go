@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/leveling/workshop/room"
@@ -41,6 +43,11 @@ type Client struct {
 	h    *Hub
 	conn *websocket.Conn
 	ra   *roomActor
+	addr string // the client's address, for per-address limits
+
+	// limits are the per-connection token buckets; only the read loop
+	// uses them.
+	limits *connLimiters
 
 	actor  room.Actor
 	aud    room.Audience
@@ -77,7 +84,7 @@ func (c *Client) sendError(id string, err error) {
 }
 
 func errorFrame(id string, err error) []byte {
-	return mustJSON(errorMsg{Type: msgError, ID: id, Code: errorCode(err), Message: errorMessage(err)})
+	return mustJSON(errorMsg{Type: msgError, ID: id, Code: errorCode(err), Message: errorMessage(err), RetryAfter: retryAfter(err).Milliseconds()})
 }
 
 // close asks for the connection to end with a code and reason, from any
@@ -156,7 +163,11 @@ func (c *Client) flush(buf []byte) {
 }
 
 // serveWS runs one WebSocket connection from upgrade to close.
-func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID string, opts *websocket.AcceptOptions) {
+func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr string, opts *websocket.AcceptOptions) {
+	if ok, retry := h.addrConnects.allow(addr, time.Now()); !ok {
+		writeRateLimited(w, "too many connection attempts from your address", retry)
+		return
+	}
 	h.mu.Lock()
 	if h.draining {
 		h.mu.Unlock()
@@ -172,8 +183,8 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID string, opt
 		h.log.Debug("hub: websocket accept", "err", err)
 		return // Accept has answered the request
 	}
-	conn.SetReadLimit(maxMessageBytes)
-	c := &Client{h: h, conn: conn, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{})}
+	conn.SetReadLimit(int64(h.cfg.Limits.MaxFrameBytes))
+	c := &Client{h: h, conn: conn, addr: addr, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{})}
 	// Until the write loop runs, closing is direct.
 	closeNow := func(code websocket.StatusCode, reason string) {
 		c.close(code, reason)
@@ -279,9 +290,27 @@ func (c *Client) readLoop() {
 				})
 			}()
 		default:
+			if c.limits == nil {
+				c.limits = newConnLimiters(c.h.cfg.Limits)
+			}
+			if err := c.h.checkCommand(c.limits, c.addr, m.Type, time.Now()); err != nil {
+				c.h.m.commands.WithLabelValues(m.Type, room.ERATELIMITED).Inc()
+				c.sendError(m.ID, err)
+				continue
+			}
 			if !c.ra.submit(cmdReq{c: c, id: m.ID, cmd: m.Command}) {
 				c.sendError(m.ID, &room.Error{Code: room.ERATELIMITED, Message: "the room is busy; retry shortly"})
 			}
 		}
 	}
+}
+
+// writeRateLimited answers a plain HTTP request (before any upgrade) with
+// 429, a Retry-After header and the JSON error body.
+func writeRateLimited(w http.ResponseWriter, msg string, retry time.Duration) {
+	secs := int(retry.Seconds() + 0.999)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(mustJSON(map[string]any{"error": map[string]any{"code": room.ERATELIMITED, "message": msg, "retryAfter": retry.Milliseconds()}}))
 }

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/leveling/workshop/room"
@@ -131,8 +133,9 @@ type server struct {
 // apiError is the JSON error body of every REST failure.
 type apiError struct {
 	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		RetryAfter int64  `json:"retryAfter,omitempty"` // ms, for rate_limited
 	} `json:"error"`
 }
 
@@ -144,6 +147,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		var body apiError
 		status := statusOf(err)
 		body.Error.Code, body.Error.Message = errorCode(err), errorMessage(err)
+		body.Error.RetryAfter = retryAfter(err).Milliseconds()
 		var he *echo.HTTPError
 		if errors.As(err, &he) {
 			status = he.Code
@@ -208,7 +212,20 @@ func (s *server) readyz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// limited applies a per-address limit to a REST call.
+func limited(l *addrLimiters, c echo.Context, what string) error {
+	ok, retry := l.allow(c.RealIP(), time.Now())
+	if ok {
+		return nil
+	}
+	c.Response().Header().Set("Retry-After", strconv.Itoa(max(int(retry.Seconds()+0.999), 1)))
+	return rateLimitedError(what, retry)
+}
+
 func (s *server) createRoom(c echo.Context) error {
+	if err := limited(s.h.addrRooms, c, "rooms created from your address"); err != nil {
+		return err
+	}
 	var req CreateRequest
 	dec := jsonDecoder(c.Request().Body)
 	if err := dec.Decode(&req); err != nil {
@@ -217,6 +234,9 @@ func (s *server) createRoom(c echo.Context) error {
 			return room.Errorf(ETOOLARGE, "request body over %d bytes", maxCreateBody)
 		}
 		return room.Errorf(room.EINVALID, "malformed request: %s", shortJSONError(err))
+	}
+	if n := len(req.Teams); n > s.h.cfg.Limits.MaxTeamsPerRoom {
+		return room.Errorf(room.EINVALID, "teams: a room has at most %d teams, got %d", s.h.cfg.Limits.MaxTeamsPerRoom, n)
 	}
 	out, err := s.h.CreateRoom(c.Request().Context(), req, s.base(c))
 	if err != nil {
@@ -306,6 +326,9 @@ type joinAnswer struct {
 
 // resolve answers a code's room; unknown and gone codes fail alike.
 func (s *server) resolve(c echo.Context) (*joinAnswer, error) {
+	if err := limited(s.h.addrLookups, c, "code lookups from your address"); err != nil {
+		return nil, err
+	}
 	notFound := room.Errorf(room.ENOTFOUND, "no room with this code")
 	code := normalizeCode(c.Param("code"))
 	if code == "" {
@@ -339,8 +362,11 @@ func (s *server) join(c echo.Context) error {
 func (s *server) joinRedirect(c echo.Context) error {
 	ans, err := s.resolve(c)
 	if err != nil {
-		if errorCode(err) == room.ENOTFOUND {
+		switch errorCode(err) {
+		case room.ENOTFOUND:
 			return c.Redirect(http.StatusSeeOther, "/?error=code")
+		case room.ERATELIMITED:
+			return c.Redirect(http.StatusSeeOther, "/?error=busy")
 		}
 		return err
 	}
@@ -348,11 +374,13 @@ func (s *server) joinRedirect(c echo.Context) error {
 }
 
 func (s *server) ws(c echo.Context) error {
+	// The room itself is checked by its actor (close 4004), not here: a
+	// load per upgrade would cost a join storm a full read of the room.
 	id := c.Param("id")
-	if _, err := s.h.LoadRoom(c.Request().Context(), id); err != nil && errorCode(err) == room.ENOTFOUND {
-		return err
+	if _, err := uuid.Parse(id); err != nil {
+		return room.Errorf(room.ENOTFOUND, "room not found")
 	}
-	s.h.serveWS(c.Response(), c.Request(), id, &websocket.AcceptOptions{
+	s.h.serveWS(c.Response(), c.Request(), id, c.RealIP(), &websocket.AcceptOptions{
 		OriginPatterns:  s.cfg.AllowedOrigins,
 		CompressionMode: websocket.CompressionDisabled,
 	})

@@ -60,6 +60,8 @@ type Config struct {
 	Now func() time.Time
 	// Metrics receives counters; nil means none.
 	Metrics *Metrics
+	// Limits bounds rates and sizes; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 func (c *Config) setDefaults() {
@@ -90,6 +92,7 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Limits.setDefaults()
 }
 
 // Hub owns the room actors and client connections of one instance.
@@ -110,6 +113,9 @@ type Hub struct {
 	conns    sync.WaitGroup        // WebSocket handlers in flight
 	actors   sync.WaitGroup        // room actor goroutines
 
+	// Per-address token buckets (see Limits).
+	addrCommands, addrConnects, addrIdentities, addrRooms, addrLookups *addrLimiters
+
 	publishQ  chan Message // heartbeats and presence, published off the actors
 	pubDone   chan struct{}
 	pubDrops  atomic.Int64
@@ -129,6 +135,12 @@ func New(cfg Config) (*Hub, error) {
 		rooms:    map[string]*roomActor{},
 		publishQ: make(chan Message, 1024),
 		pubDone:  make(chan struct{}),
+
+		addrCommands:   newAddrLimiters(cfg.Limits.AddrCommands),
+		addrConnects:   newAddrLimiters(cfg.Limits.AddrConnects),
+		addrIdentities: newAddrLimiters(cfg.Limits.AddrIdentities),
+		addrRooms:      newAddrLimiters(cfg.Limits.AddrRooms),
+		addrLookups:    newAddrLimiters(cfg.Limits.AddrLookups),
 	}
 	if h.m == nil {
 		h.m = NewMetrics(nil)

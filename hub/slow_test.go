@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -23,7 +24,11 @@ func TestSlowClientIsClosed(t *testing.T) {
 	checkNoLeaks(t)
 	ctx := testContext(t, 90*time.Second)
 	reg := prometheus.NewRegistry()
-	srv := startServer(t, t.TempDir(), "", func(c *hub.Config) { c.SendQueue = 32; c.Metrics = hub.NewMetrics(reg) })
+	srv := startServer(t, t.TempDir(), "", func(c *hub.Config) {
+		c.SendQueue = 32
+		c.Metrics = hub.NewMetrics(reg)
+		c.Limits.Commands = hub.Rate{Per: time.Microsecond, Burst: 10000}
+	})
 	rm := createRoom(t, srv.URL, map[string]any{"title": "Slow", "teams": []string{"A"}})
 	url := srv.wsURL(rm.ID)
 	fac := dial(t, ctx, url, map[string]any{"key": rm.FacilitatorKey})
@@ -73,26 +78,28 @@ func TestSlowClientIsClosed(t *testing.T) {
 		}
 	}()
 
-	// Big events, sent without waiting for each ack, so that the slow
-	// client's socket and then its queue fill up.
+	// Big events in waves, each sent without waiting for its acks, until
+	// the slow client's socket and then its queue are full. Bounded: at
+	// most 20 waves of 100.
 	note := strings.Repeat("ü", 5000) // 10 KB of UTF-8 per event
-	const n = 800
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			text := note[:len(note)-2*(i%50)]
-			if r, err := fac.Do(ctx, map[string]any{"type": "set_note", "aspect": "investment", "text": text}); err != nil || !r.OK() {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("a command failed while a client was slow: %v", err)
+	for wave := 0; wave < 20 && counterValue(t, reg, "workshop_slow_client_closes_total") < 1; wave++ {
+		var wg sync.WaitGroup
+		errs := make(chan error, 100)
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				text := note[:len(note)-2*(i%50)]
+				if r, err := fac.Do(ctx, map[string]any{"type": "set_note", "aspect": "investment", "text": text}); err != nil || !r.OK() {
+					errs <- fmt.Errorf("set_note: %+v %v", r, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("a command failed while a client was slow: %v", err)
+		}
 	}
 	// The normal client saw everything.
 	if err := fast.WaitSeq(ctx, fac.Seq()); err != nil {
