@@ -47,6 +47,7 @@ type config struct {
 	instance       string
 	shutdownGrace  time.Duration
 	closedRoomTTL  time.Duration
+	limitScale     float64
 	drainDelay     time.Duration
 	pprof          bool
 }
@@ -57,7 +58,7 @@ var envVars = []string{
 	"WORKSHOP_ADDR", "WORKSHOP_DATA_DIR", "WORKSHOP_REDIS_URL", "WORKSHOP_PUBLIC_URL",
 	"WORKSHOP_ALLOWED_ORIGINS", "WORKSHOP_TRUSTED_PROXIES", "WORKSHOP_LOG_LEVEL",
 	"WORKSHOP_INSTANCE", "WORKSHOP_SHUTDOWN_GRACE", "WORKSHOP_DRAIN_DELAY", "WORKSHOP_PPROF",
-	"WORKSHOP_CLOSED_ROOM_TTL",
+	"WORKSHOP_CLOSED_ROOM_TTL", "WORKSHOP_LIMIT_SCALE",
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -88,9 +89,17 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", envDur("WORKSHOP_SHUTDOWN_GRACE", 15*time.Second), "time allowed for a graceful shutdown (WORKSHOP_SHUTDOWN_GRACE)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", envDur("WORKSHOP_DRAIN_DELAY", 0), "time /readyz fails before clients are moved on shutdown, so a load balancer notices (WORKSHOP_DRAIN_DELAY)")
 	fs.DurationVar(&c.closedRoomTTL, "closed-room-ttl", envDur("WORKSHOP_CLOSED_ROOM_TTL", 30*24*time.Hour), "how long Redis keeps a closed room (WORKSHOP_CLOSED_ROOM_TTL)")
+	envScale, err := strconv.ParseFloat(env("WORKSHOP_LIMIT_SCALE", "1"), 64)
+	if err != nil {
+		return c, fmt.Errorf("WORKSHOP_LIMIT_SCALE: %w", err)
+	}
+	fs.Float64Var(&c.limitScale, "limit-scale", envScale, "multiply every per-address rate limit, e.g. 10 for a load test from one machine (WORKSHOP_LIMIT_SCALE)")
 	fs.BoolVar(&c.pprof, "pprof", envBool, "serve /debug/pprof/ (WORKSHOP_PPROF)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.limitScale <= 0 {
+		return c, fmt.Errorf("limit-scale must be positive, got %v", c.limitScale)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
@@ -162,7 +171,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer bus.Close()
 	defer store.Close()
 
-	h, err := hub.New(hub.Config{Store: store, Bus: bus, Logger: log, Instance: cfg.instance, Metrics: metrics})
+	h, err := hub.New(hub.Config{
+		Store: store, Bus: bus, Logger: log, Instance: cfg.instance, Metrics: metrics,
+		Limits: hub.DefaultLimits.Scaled(cfg.limitScale),
+	})
 	if err != nil {
 		return err
 	}
