@@ -45,10 +45,6 @@ import (
 // Nothing expires while a room is open. Appending a closed event sets a TTL
 // (RedisStoreConfig.ClosedRoomTTL) on every key of the room and on its code
 // key; later appends to a closed room renew it.
-const (
-	redisLogField = "e" // the one field of a log entry
-)
-
 // Defaults of RedisStoreConfig and NewRedisClient.
 const (
 	defaultClosedRoomTTL = 30 * 24 * time.Hour

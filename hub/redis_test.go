@@ -676,6 +676,71 @@ func TestRedisBusSubscriptionPerRoom(t *testing.T) {
 	waitFor(t, 5*time.Second, "delivery after churn", func() bool { m, _ := last.snapshot(); return len(m) == 1 })
 }
 
+// TestRedisBusChurn: subscribers of a few rooms come and go concurrently,
+// some giving up before Redis confirms; in the end Redis holds a
+// subscription exactly for the rooms with a local subscriber.
+func TestRedisBusChurn(t *testing.T) {
+	r := hubtest.StartRedis(t)
+	ctx := testContext(t, 30*time.Second)
+	prefix := testPrefix(t)
+	bus := testBus(t, r, prefix, RedisBusConfig{})
+	admin := testRedisClient(t, r)
+	rooms := []string{"a", "b", "c"}
+
+	var wg sync.WaitGroup
+	for g := range 30 {
+		wg.Go(func() {
+			for i := range 20 {
+				id := rooms[(g+i)%len(rooms)]
+				if i%4 == 0 {
+					// Give up at once: usually before the confirmation.
+					gone, cancel := context.WithCancel(ctx)
+					cancel()
+					if u, err := bus.Subscribe(gone, id, &recorder{}); err == nil {
+						u()
+					}
+					continue
+				}
+				u, err := bus.Subscribe(ctx, id, &recorder{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 == 0 {
+					_ = bus.Publish(ctx, Message{Room: id, Head: uint64(i)})
+				}
+				u()
+			}
+		})
+	}
+	wg.Wait()
+	keep := &recorder{}
+	u, err := bus.Subscribe(ctx, "b", keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u()
+	keys := redisKeys{prefix}
+	waitFor(t, 5*time.Second, "subscriptions to settle", func() bool {
+		return numsub(ctx, t, admin, keys.channel("a")) == 0 &&
+			numsub(ctx, t, admin, keys.channel("b")) == 1 &&
+			numsub(ctx, t, admin, keys.channel("c")) == 0
+	})
+	if err := bus.Publish(ctx, Message{Room: "b", Head: 99}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "delivery after churn", func() bool {
+		m, _ := keep.snapshot()
+		return len(m) > 0 && m[len(m)-1].Head == 99
+	})
+	bus.mu.Lock()
+	n := len(bus.conns[""].rooms)
+	bus.mu.Unlock()
+	if n != 1 {
+		t.Errorf("bus keeps %d rooms, want 1", n)
+	}
+}
+
 // TestRedisKillRestart: what Append acknowledged survives a SIGKILL of Redis
 // (appendfsync always); while Redis is down every call fails fast with
 // ErrUnavailable; when it is back the bus resubscribes, resyncs and
