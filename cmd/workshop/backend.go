@@ -7,11 +7,13 @@ import (
 	"net/url"
 
 	"github.com/leveling/workshop/hub"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // openBackend opens the store and bus: bbolt and an in-process bus by
-// default, Redis for both when a URL is configured.
-func openBackend(ctx context.Context, cfg config, log *slog.Logger) (hub.Store, hub.Bus, error) {
+// default, Redis for both when a URL is configured. Backend metrics (the
+// Redis bus and pool) are registered with reg.
+func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (hub.Store, hub.Bus, error) {
 	if cfg.redisURL == "" {
 		bus := hub.NewLocalBus()
 		store, err := hub.OpenBoltStore(cfg.dataDir, bus)
@@ -21,13 +23,13 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger) (hub.Store, 
 		log.Info("embedded store", "dir", cfg.dataDir)
 		return store, bus, nil
 	}
-	return openRedis(ctx, cfg, log)
+	return openRedis(ctx, cfg, log, reg)
 }
 
 // openRedis connects to Redis and builds the store and bus on one client.
 // It does not wait for Redis: an instance started before Redis is up
 // answers "unavailable" and /readyz fails until it is reachable.
-func openRedis(ctx context.Context, cfg config, log *slog.Logger) (hub.Store, hub.Bus, error) {
+func openRedis(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (hub.Store, hub.Bus, error) {
 	client, err := hub.NewRedisClient(cfg.redisURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis url: %w", err)
@@ -37,6 +39,9 @@ func openRedis(ctx context.Context, cfg config, log *slog.Logger) (hub.Store, hu
 	}
 	store := hub.NewRedisStore(client, hub.RedisStoreConfig{ClosedRoomTTL: cfg.closedRoomTTL})
 	bus := hub.NewRedisBus(client, hub.RedisBusConfig{Instance: cfg.instance, Logger: log})
+	// Reconnects, resubscriptions and stalled subscriptions show nowhere
+	// else: the hub's own metrics only see their consequences.
+	reg.MustRegister(hub.NewRedisCollector(bus, client))
 	log.Info("redis store and bus", "addr", redactURL(cfg.redisURL))
 	return store, &closingBus{Bus: bus, close: client.Close}, nil
 }

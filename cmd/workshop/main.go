@@ -29,6 +29,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" { // the image's HEALTHCHECK: no shell or curl there
+		if err := healthcheck(ctx, os.Args[2:], os.Getenv, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "workshop:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "workshop:", err)
 		os.Exit(1)
@@ -164,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := hub.NewMetrics(reg)
 
-	store, bus, err := openBackend(ctx, cfg, log)
+	store, bus, err := openBackend(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
