@@ -42,7 +42,8 @@ type RedisBusConfig struct {
 	// ProbeTimeout is how long a probe may take to come back before the bus
 	// takes its subscription for stalled: it then opens a new connection,
 	// subscribes every room again and resyncs their subscribers
-	// (3 × ProbeInterval).
+	// (3 × ProbeInterval; a value not above ProbeInterval is raised to
+	// 2 × ProbeInterval, since probes are only checked once per interval).
 	ProbeTimeout time.Duration
 	// Logger receives warnings: stalls, reconnects, undecodable messages
 	// (slog.Default()).
@@ -116,8 +117,11 @@ func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = defaultProbeInterval
 	}
-	if cfg.ProbeTimeout <= 0 {
+	switch {
+	case cfg.ProbeTimeout <= 0:
 		cfg.ProbeTimeout = probeTimeoutFactor * cfg.ProbeInterval
+	case cfg.ProbeTimeout <= cfg.ProbeInterval:
+		cfg.ProbeTimeout = 2 * cfg.ProbeInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -133,7 +137,8 @@ func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
 
 // Subscribe registers sub for the room's messages and returns once Redis has
 // confirmed the room's subscription (at once when the room already has one).
-// On ctx's end it gives up, leaving nothing registered.
+// On ctx's end it gives up, leaving nothing registered. sub may be called
+// (on the receive goroutine) before Subscribe returns.
 func (b *RedisBus) Subscribe(ctx context.Context, roomID string, sub Subscriber) (func(), error) {
 	if roomID == "" || sub == nil {
 		return nil, errors.New("redis bus: subscribe: a room id and a subscriber are required")
@@ -411,6 +416,13 @@ func (c *busConn) open() (*redis.PubSub, receiver) {
 	}
 	c.ops = nil
 	clear(c.unsubPending)
+	if b.cluster && len(c.rooms) == 0 && !c.retired {
+		// Only rooms given up before their confirmation were left: run
+		// ends at its next turn.
+		c.retired = true
+		delete(b.conns, c.shard)
+		close(c.done)
+	}
 	b.mu.Unlock()
 
 	c.lastProbe.Store(time.Now().UnixNano())
@@ -498,7 +510,10 @@ func (c *busConn) sendProbe() {
 // rooms' subscribers, notes probes, and turns subscription confirmations
 // into readiness or Resyncs. It never blocks on a subscriber. go-redis
 // reconnects and resubscribes inside Receive; between failed attempts the
-// loop backs off.
+// loop backs off. (PubSub.Channel would add a goroutine and a buffered Go
+// channel that drops messages silently when full, and hides confirmations;
+// ChannelWithSubscriptions shows them but keeps the rest. Receive gives
+// the confirmations, the errors and the exit to this loop.)
 func (c *busConn) receiveLoop(ps *redis.PubSub, rc receiver) {
 	b := c.b
 	defer b.wg.Done()
