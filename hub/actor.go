@@ -294,6 +294,7 @@ func (o outbox) add(c *Client, msg []byte) {
 func (o outbox) flush() {
 	for c, b := range o {
 		c.enqueue(b)
+		delete(o, c)
 	}
 }
 
@@ -362,13 +363,18 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 		err := ra.h.store.Append(ctx, ra.id, base, events, snap)
 		cancel()
 		if err == nil {
-			ra.committed(events)
+			ra.head.Store(ra.state.Seq)
+			ra.fanout(events)
 			for _, a := range acks {
 				if a.result != nil {
 					ra.remember(a.r.c.actor.Participant+"/"+a.r.id, a.result)
 				}
 			}
 			ra.sendAcks(out, acks)
+			out.flush()
+			// Only now close what the events disowned, so a facilitator who
+			// rotated the keys still gets the ack holding the new ones.
+			ra.afterEvents(events)
 			return
 		}
 		// The state holds events that may not be committed: start again
@@ -471,10 +477,12 @@ func (ra *roomActor) sendAcks(out outbox, acks []pendingAck) {
 	}
 }
 
-// committed records events that are now durable and fans them out.
+// committed records events that are now durable, fans them out and closes
+// the connections they disowned.
 func (ra *roomActor) committed(events []room.Event) {
 	ra.head.Store(ra.state.Seq)
 	ra.fanout(events)
+	ra.afterEvents(events)
 }
 
 // ---- the bus ----
@@ -584,6 +592,7 @@ func (ra *roomActor) resync(why string) {
 		return
 	}
 	ra.fanout(missed)
+	ra.afterEvents(missed)
 }
 
 // resnapshotAll sends every local client a fresh snapshot: after an epoch
@@ -639,7 +648,6 @@ func (ra *roomActor) fanout(events []room.Event) {
 		}
 	}
 	ra.h.m.deliveries.Add(float64(len(ra.clients)))
-	ra.afterEvents(events)
 	ra.h.m.fanoutSeconds.Observe(time.Since(start).Seconds())
 }
 

@@ -101,15 +101,18 @@ func (c *Client) close(code websocket.StatusCode, reason string) {
 
 // writeLoop writes queued frames, joining whatever is queued into one
 // WebSocket message (frames separated by newlines) up to maxFrameBytes.
-// When the client is closed it sends the close frame; on "going away" it
-// first flushes what is queued (acks of commands that just committed).
+// When the client is closed it flushes what is queued (unless the client
+// is too slow) and sends the close frame.
 func (c *Client) writeLoop() {
 	defer func() { c.conn.Close(c.closeCode, c.closeReason) }()
 	buf := make([]byte, 0, 4096)
 	for {
 		select {
 		case <-c.done:
-			if c.closeCode == statusGoingAway {
+			// Deliver what is queued (acks of commands that just
+			// committed, the events that explain the close) before the
+			// close frame; a client closed as too slow gets nothing more.
+			if c.closeCode != statusTooSlow {
 				c.flush(buf)
 			}
 			return

@@ -46,6 +46,12 @@ func testLogger() *slog.Logger {
 // startServer starts a server on dir; addr "" picks a free port.
 func startServer(t *testing.T, dir, addr string, tweak ...func(*hub.Config)) *testServer {
 	t.Helper()
+	return startServerHTTP(t, dir, addr, nil, tweak...)
+}
+
+// startServerHTTP is startServer with a tweak of the HTTP configuration.
+func startServerHTTP(t *testing.T, dir, addr string, httpTweak func(*hub.HTTPConfig), tweak ...func(*hub.Config)) *testServer {
+	t.Helper()
 	bus := hub.NewLocalBus()
 	store, err := hub.OpenBoltStore(dir, bus)
 	if err != nil {
@@ -73,7 +79,11 @@ func startServer(t *testing.T, dir, addr string, tweak ...func(*hub.Config)) *te
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(hub.NewServer(h, hub.HTTPConfig{Logger: testLogger()}))
+	hcfg := hub.HTTPConfig{Logger: testLogger()}
+	if httpTweak != nil {
+		httpTweak(&hcfg)
+	}
+	srv := httptest.NewUnstartedServer(hub.NewServer(h, hcfg))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()

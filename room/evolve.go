@@ -135,7 +135,11 @@ func Evolve(s *State, e Event) *State {
 	case EvParticipantRemoved:
 		s.Removed[e.Participant] = true
 	case EvKeysRotated:
-		s.Secrets = *e.Secrets.clone()
+		// A client's twin of the event has no secrets, only the generation.
+		if e.Secrets != nil {
+			s.Secrets = *e.Secrets.clone()
+		}
+		s.Secrets.Generation = e.Count
 	}
 	return s
 }
