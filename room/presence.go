@@ -1,6 +1,9 @@
 package room
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+)
 
 // Presence is who is connected to a room right now. It is not part of the
 // event log: connections come and go far too often, so the hub counts them
@@ -43,6 +46,10 @@ func (p Presence) Merge(q Presence) Presence {
 		out.Teams[k] += v
 	}
 	out.Names = append(append(out.Names, p.Names...), q.Names...)
-	sort.Slice(out.Names, func(i, j int) bool { return out.Names[i].Name < out.Names[j].Name })
+	// Sorted by name, then id: the same instances give the same bytes in
+	// any order, even when display names repeat.
+	slices.SortFunc(out.Names, func(a, b PresentName) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Participant, b.Participant))
+	})
 	return out
 }

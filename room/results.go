@@ -101,7 +101,9 @@ func (r Results) CSV() []byte {
 			if sc.Level > 0 {
 				level = strconv.Itoa(sc.Level)
 			}
-			_ = w.Write([]string{csvSafe(names[sc.Team]), csvSafe(a.Name), sc.Status, level, sc.LevelName, csvSafe(sc.Rationale)})
+			// Level names come from the model, which a facilitator may bring
+			// as JSON: they are user text like the rest.
+			_ = w.Write([]string{csvSafe(names[sc.Team]), csvSafe(a.Name), sc.Status, level, csvSafe(sc.LevelName), csvSafe(sc.Rationale)})
 		}
 	}
 	w.Flush()
@@ -177,11 +179,15 @@ func mdCell(sc TeamScore) string {
 	return "–"
 }
 
+// mdEscaper keeps user text on one line and from adding Markdown structure.
+// A backslash is escaped too, or "\\|" would end a table cell; a lone
+// carriage return is a line ending in CommonMark.
+var mdEscaper = strings.NewReplacer(
+	"\\", "\\\\", "|", "\\|", "\r\n", " ", "\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;",
+	"*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]", "#", "\\#")
+
 // mdText keeps user text from breaking the Markdown structure.
-func mdText(s string) string {
-	r := strings.NewReplacer("|", "\\|", "\r\n", " ", "\n", " ", "<", "&lt;", ">", "&gt;", "*", "\\*", "_", "\\_", "`", "\\`", "[", "\\[", "]", "\\]", "#", "\\#")
-	return r.Replace(s)
-}
+func mdText(s string) string { return mdEscaper.Replace(s) }
 
 func teamNames(ts []Team) map[string]string {
 	m := map[string]string{}
