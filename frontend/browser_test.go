@@ -518,12 +518,14 @@ func TestWorkshopFlow(t *testing.T) {
 	ben.click("form", "Join")
 	ben.live()
 	fac.waitJS("two attendees in presence", `document.querySelector('[data-attendees="2"]') !== null`)
+	ana.shoot("room-lobby")
 
 	// The team lead drafts (autosaved) and submits a level for Investment.
 	const rationale = "We fund the platform as a product with a roadmap and a product owner."
 	team.do("pick level 3", chromedp.Click(chromedp.CSS(`label[for="lv-investment-3"]`)))
 	team.typeInto("#why-investment", rationale)
 	team.waitJS("the draft saved", `document.querySelector('[data-save="saved"]') !== null`)
+	team.shoot("team-draft")
 	team.click(".editor", "Submit")
 	team.waitJS("submitted", `document.querySelector('.status-line[data-status="submitted"]') !== null`)
 	fac.waitJS("the submission counted", `document.querySelector('[data-submitted="1"]') !== null`)

@@ -239,9 +239,10 @@ export function Heatmap({ room, current, caption = 'Scores revealed so far', big
   const fresh = conn ? conn.fresh.value : {};
   const aspects = room.agenda.map((id) => aspectOf(room.model, id)).filter(Boolean);
   return html`
+    <h2 class=${`heatmap-title ${big ? 'heatmap-title-big' : ''}`} aria-hidden="true">${caption}</h2>
     <div class="heatmap-wrap" role="region" aria-label=${caption} tabindex="0">
       <table class=${`heatmap ${big ? 'heatmap-big' : ''}`}>
-        <caption>${caption}</caption>
+        <caption class="visually-hidden">${caption}</caption>
         <thead>
           <tr>
             <th scope="col">Team</th>

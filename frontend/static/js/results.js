@@ -25,9 +25,10 @@ function Chip({ model, aspect, level }) {
 
 function Matrix({ res, model }) {
   return html`
+    <h2 class="heatmap-title" aria-hidden="true">Revealed scores, teams by aspect</h2>
     <div class="heatmap-wrap" role="region" aria-label="Results matrix" tabindex="0">
       <table class="heatmap heatmap-results">
-        <caption>Revealed scores, teams by aspect</caption>
+        <caption class="visually-hidden">Revealed scores, teams by aspect</caption>
         <thead>
           <tr><th scope="col">Team</th>${res.aspects.map((a) => html`<th scope="col" key=${a.id}>${a.name}</th>`)}</tr>
         </thead>
