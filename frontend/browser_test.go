@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -678,8 +679,32 @@ func TestWorkshopFlow(t *testing.T) {
 	ana.shoot("room")
 	pres.shoot("presenter")
 	res.shoot("results")
+	shootPrint(res, "results-print")
 
 	t.Logf("workshop flow took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// shootPrint captures the page as the print style sheet shows it, on a
+// sheet of A4 width (794 CSS pixels).
+func shootPrint(tb *tab, name string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"}); err != nil {
+		tb.fatalf("print media: %v", err)
+	}
+	defer chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: ""})
+	tb.do("resize", chromedp.EmulateViewport(794, 1123), chromedp.Sleep(500*time.Millisecond))
+	if n := eval[int](tb, `[...document.querySelectorAll('button')].filter((b) => b.offsetParent !== null).length`); n != 0 {
+		tb.t.Errorf("%s: %d buttons still show in print", name, n)
+	}
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(repoRoot, "screenshots", name+".png"), buf, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
 }
 
 // skewClock makes Date.now in the tab's future pages run ahead by d.
