@@ -951,3 +951,47 @@ func TestErrorHelpers(t *testing.T) {
 		t.Errorf("Error(): got %q, want %q", got, want)
 	}
 }
+
+// TestRememberForgetsTheOldest: a room remembers the last
+// MaxRememberedCommands command keys, forgets older ones first, and a
+// replay (also of the state through JSON) remembers the same.
+func TestRememberForgetsTheOldest(t *testing.T) {
+	f := newFixture(t)
+	const extra = 5
+	var evs []Event
+	for i := range MaxRememberedCommands + extra {
+		evs = append(evs, Event{Seq: f.s.Seq + uint64(i) + 1, Type: EvNoteSet, At: t0, Aspect: "investment",
+			Text: "n", Cmd: fmt.Sprintf("k%d", i)})
+	}
+	f.apply(evs)
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{{"k0", false}, {fmt.Sprintf("k%d", extra-1), false}, {fmt.Sprintf("k%d", extra), true}, {fmt.Sprintf("k%d", MaxRememberedCommands+extra-1), true}} {
+		if _, ok := f.s.Applied(tc.key); ok != tc.want {
+			t.Errorf("Applied(%s): got %v, want %v", tc.key, ok, tc.want)
+		}
+	}
+	if len(f.s.Done) != MaxRememberedCommands || len(f.s.DoneOrder) != MaxRememberedCommands {
+		t.Errorf("remembered: got %d keys in order %d, want %d", len(f.s.Done), len(f.s.DoneOrder), MaxRememberedCommands)
+	}
+	if got, want := f.s.DoneOrder[0], fmt.Sprintf("k%d", extra); got != want {
+		t.Errorf("oldest: got %v, want %v", got, want)
+	}
+	// A retried key moves nothing; a new one forgets exactly one more.
+	f.apply([]Event{{Seq: f.s.Seq + 1, Type: EvNoteSet, Aspect: "investment", Cmd: "k10"}})
+	f.apply([]Event{{Seq: f.s.Seq + 1, Type: EvNoteSet, Aspect: "investment", Cmd: "new"}})
+	if _, ok := f.s.Applied(fmt.Sprintf("k%d", extra)); ok || len(f.s.Done) != MaxRememberedCommands {
+		t.Errorf("after one more: got %d keys, k%d remembered %v", len(f.s.Done), extra, ok)
+	}
+	replayed, err := Replay(f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := mustJSON(t, f.s), mustJSON(t, replayed); !bytes.Equal(a, b) {
+		t.Errorf("replay differs")
+	}
+	if a, b := mustJSON(t, f.s), mustJSON(t, f.s.Clone()); !bytes.Equal(a, b) {
+		t.Errorf("clone differs")
+	}
+}
