@@ -24,6 +24,7 @@ const resumeEvery = 2000; // at most one resume per this, while one is answered
 const pongGapWait = 1500; // a pong ahead of us: wait this long for the events
 const freshFor = 4000; // how long a reveal counts as new (animation, announce)
 const maxRetries = 3; // resends of a rate-limited or unavailable command
+const renderEvery = 50; // events within this long are rendered together
 
 // Close codes after which reconnecting cannot help (PROTOCOL.md).
 const fatal = {
@@ -88,6 +89,7 @@ export class Conn {
     this.lastResumeAt = 0;
     this.stopped = false;
     this.prevRemaining = null;
+    this.publishTimer = 0;
 
     this.tick = this.tick.bind(this);
     setInterval(this.tick, 250);
@@ -294,8 +296,15 @@ export class Conn {
       applied.push(e);
     }
     if (!applied.length) return;
+    // A burst of events (votes, say) arrives as many messages: render them
+    // together rather than once per message.
+    if (!this.publishTimer) {
+      this.publishTimer = setTimeout(() => {
+        this.publishTimer = 0;
+        this.publish();
+      }, renderEvery);
+    }
     batch(() => {
-      this.publish();
       for (const e of applied) this.noteEvent(e);
     });
     for (const e of applied) {
@@ -305,6 +314,8 @@ export class Conn {
 
   // publish hands the pages a new room object so that they render again.
   publish() {
+    clearTimeout(this.publishTimer);
+    this.publishTimer = 0;
     this.room.value = Object.assign({}, this.state);
   }
 

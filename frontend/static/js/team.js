@@ -73,6 +73,7 @@ function Editor({ room, team, aspectId }) {
   const timer = useRef(0);
   const latest = useRef({ level, text });
   latest.current = { level, text };
+  const unsaved = useRef(false);
 
   // A new aspect, or a change from elsewhere (another tab, a reconnect):
   // take the server's draft unless the user is in the middle of editing.
@@ -82,15 +83,29 @@ function Editor({ room, team, aspectId }) {
       setText(serverText);
     }
   }, [aspectId, serverLevel, serverText]);
+  // Leaving the aspect (or the page) with a draft not yet saved: save it
+  // now rather than lose it.
   useEffect(() => {
     setDirty(false);
     setSaveState('');
     setSubmitMsg('');
-    return () => clearTimeout(timer.current);
+    const flush = () => {
+      if (!unsaved.current) return;
+      clearTimeout(timer.current);
+      unsaved.current = false;
+      const v = latest.current;
+      conn.send('save_draft', { aspect: aspectId, level: v.level, rationale: v.text }).catch(() => {});
+    };
+    window.addEventListener('pagehide', flush);
+    return () => {
+      window.removeEventListener('pagehide', flush);
+      flush();
+    };
   }, [aspectId]);
 
   const save = async () => {
     clearTimeout(timer.current);
+    unsaved.current = false;
     const v = latest.current;
     setSaveState('saving');
     try {
@@ -104,6 +119,7 @@ function Editor({ room, team, aspectId }) {
   };
   const changed = (lv, tx) => {
     latest.current = { level: lv, text: tx };
+    unsaved.current = true;
     setDirty(true);
     setSaveState('pending');
     clearTimeout(timer.current);
@@ -116,6 +132,7 @@ function Editor({ room, team, aspectId }) {
       return;
     }
     clearTimeout(timer.current);
+    unsaved.current = false;
     setBusy(true);
     setSubmitMsg('');
     try {
