@@ -831,10 +831,14 @@ func decideRemoveAction(d *decision) error {
 
 // --- participants and keys ---
 
+// maxParticipantLen bounds a participant id named in a command. The hub
+// mints ids of 14 characters; anything this long is not one of them.
+const maxParticipantLen = 64
+
 func decideRemove(d *decision) error {
 	p := d.cmd.Participant
-	if p == "" {
-		return Errorf(EINVALID, "participant: required")
+	if err := checkText("participant", p, 1, maxParticipantLen); err != nil {
+		return err
 	}
 	if p == "facilitator" || strings.HasPrefix(p, "team:") {
 		return Errorf(EINVALID, "participant: remove attendees only; rotate keys to lock out a team lead")
@@ -851,7 +855,8 @@ func decideRemove(d *decision) error {
 
 func decideRotateKeys(d *decision) error {
 	ns := d.cmd.NewSecrets
-	if ns == nil || ns.FacilitatorKeyHash == "" || len(ns.TeamKeyHashes) != len(d.s.Teams) {
+	if ns == nil || ns.FacilitatorKeyHash == "" || len(ns.TeamKeyHashes) != len(d.s.Teams) ||
+		slices.ContainsFunc(d.s.Teams, func(t Team) bool { return ns.TeamKeyHashes[t.ID] == "" }) {
 		return Errorf(EINTERNAL, "rotate_keys needs new key hashes from the server")
 	}
 	next := *ns

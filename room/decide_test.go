@@ -494,6 +494,8 @@ var decideCases = []decideCase{
 	{name: "lowers the hand", setup: seq(running, raised(bob)), actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"},
 		events: []string{EvHandLowered, EvParticipantRemoved}},
 	{name: "no participant", setup: running, actor: fac, cmd: Command{Type: CmdRemove}, want: EINVALID},
+	{name: "participant id too long", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_" + strings.Repeat("x", 63)}, want: EINVALID, msg: "participant"},
+	{name: "participant id with a control character", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_\x00"}, want: EINVALID},
 	{name: "the facilitator", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "facilitator"}, want: EINVALID},
 	{name: "a team lead", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "team:t1"}, want: EINVALID},
 	{name: "twice", setup: seq(running, func(f *fixture) { f.do(fac, Command{Type: CmdRemove, Participant: "p_bob"}) }),
@@ -513,6 +515,7 @@ var decideCases = []decideCase{
 		}},
 	{name: "no hashes from the hub", actor: fac, cmd: Command{Type: CmdRotateKeys}, want: EINTERNAL},
 	{name: "a team hash missing", actor: fac, cmd: Command{Type: CmdRotateKeys, NewSecrets: &Secrets{FacilitatorKeyHash: "x", TeamKeyHashes: map[string]string{"t1": "y"}}}, want: EINTERNAL},
+	{name: "a hash for another team", actor: fac, cmd: Command{Type: CmdRotateKeys, NewSecrets: &Secrets{FacilitatorKeyHash: "x", TeamKeyHashes: map[string]string{"t1": "y", "t2": "y", "t9": "y"}}}, want: EINTERNAL},
 	{name: "closed room", setup: closed, actor: fac, cmd: Command{Type: CmdRotateKeys, NewSecrets: rotatedSecrets()}, want: ECONFLICT},
 
 	// save_draft
