@@ -2,7 +2,8 @@
 GO       ?= go
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PKGS     := ./...
-FUZZTIME ?= 10s
+FUZZTIME ?= 30s
+TESTFUZZTIME ?= 5s
 
 .PHONY: run test deps lint bench fuzz vendor-js build
 
@@ -28,7 +29,7 @@ deps:
 test: deps
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
-	$(GO) test -run '^$$' -fuzz '^FuzzDecideSequence$$' -fuzztime $(FUZZTIME) ./room/
+	$(MAKE) fuzz FUZZTIME=$(TESTFUZZTIME)
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
@@ -39,8 +40,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./room/ ./hub/
 	$(GO) run ./cmd/workshop-bench -scenario all -clients 1000
 
+# fuzz runs every fuzz target for FUZZTIME each (go test runs one target
+# per invocation). The seed corpora also run as plain tests in `test`.
+FUZZ_TARGETS := ./room/:FuzzRoom ./room/:FuzzParseModel ./hub/:FuzzDecodeClientMessage ./hub/:FuzzCreateRequest
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecideSequence$$' -fuzztime $(FUZZTIME) ./room/
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 # vendor-js copies the pinned front-end modules (installed with npm) into
 # frontend/static/vendor. Only needed to change their versions: the copies
