@@ -135,6 +135,9 @@ func (c *secrecyChecker) checkView(t testing.TB, s *State, aud Audience) []byte 
 			continue
 		}
 		for aspect, a := range byAspect {
+			if !a.Submitted && !a.Revealed {
+				t.Errorf("View for %s: score %s/%s: got an entry for a draft, want none", audName(aud), team, aspect)
+			}
 			open := a.Revealed && a.Submitted
 			if a.DraftLevel != 0 || a.DraftRationale != "" || !open && (a.Level != 0 || a.Rationale != "" || !a.SubmittedAt.IsZero()) {
 				t.Errorf("View for %s: score %s/%s: got %+v, want no draft and no unrevealed level", audName(aud), team, aspect, a)

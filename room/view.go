@@ -54,11 +54,20 @@ func View(s *State, aud Audience) *State {
 	}
 	v.Scores = make(map[string]map[string]*Assessment, len(s.Scores))
 	for team, byAspect := range s.Scores {
+		own := aud.isTeam(team)
 		out := make(map[string]*Assessment, len(byAspect))
 		for aspect, a := range byAspect {
-			out[aspect] = viewAssessment(a, aud.isTeam(team))
+			// A draft alone is left out entirely: even an empty entry
+			// would tell others that the team has started one (which
+			// the private draft_saved event does not).
+			if !own && !a.Submitted && !a.Revealed {
+				continue
+			}
+			out[aspect] = viewAssessment(a, own)
 		}
-		v.Scores[team] = out
+		if len(out) > 0 {
+			v.Scores[team] = out
+		}
 	}
 	v.Questions = make([]*Question, 0, len(s.Questions))
 	for _, q := range s.Questions {
@@ -129,9 +138,6 @@ func Redact(e Event, aud Audience) Event {
 	case EvRoomCreated:
 		e.Room = View(e.Room, aud)
 	case EvDraftSaved:
-		if !aud.isTeam(e.Team) {
-			return private
-		}
 	case EvSubmitted:
 		if !aud.isTeam(e.Team) {
 			e.Level, e.Rationale = 0, ""
