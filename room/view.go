@@ -138,6 +138,9 @@ func Redact(e Event, aud Audience) Event {
 	case EvRoomCreated:
 		e.Room = View(e.Room, aud)
 	case EvDraftSaved:
+		if !aud.isTeam(e.Team) {
+			return private
+		}
 	case EvSubmitted:
 		if !aud.isTeam(e.Team) {
 			e.Level, e.Rationale = 0, ""
