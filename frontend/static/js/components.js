@@ -350,7 +350,7 @@ export function QA({ conn, room, me, moderator }) {
   const shown = sorted.slice(0, limit);
   const pendingCount = moderator ? room.questions.filter((q) => q.pending && !q.hidden).length : 0;
   return html`
-    <section class="card qa" aria-labelledby="qa-h">
+    <section class="card qa" aria-labelledby="qa-h" data-approve-first=${room.approveFirst ? 'on' : 'off'}>
       <div class="card-head">
         <h2 id="qa-h">Questions <span class="count">${room.questions.filter((q) => !q.hidden).length}</span></h2>
         <div class="seg" role="group" aria-label="Sort questions">
