@@ -34,7 +34,7 @@ test: deps
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./room/ ./hub/

@@ -15,6 +15,7 @@ import (
 
 	"github.com/leveling/workshop/room"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // BoltStore is the embedded Store: one bbolt file under the data directory.
@@ -275,7 +276,7 @@ func (s *BoltStore) Close() error {
 		defer s.mu.Unlock()
 		err = s.db.Close()
 	})
-	if err != nil && !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if err != nil && !errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("bolt store: close: %w", err)
 	}
 	return nil
