@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leveling/workshop/hub"
+)
+
+// TestMain lets the test binary serve as the bench's worker process: the
+// coordinator under test re-executes its own executable, which is this one.
+func TestMain(m *testing.M) {
+	if lifetime, ok := os.LookupEnv(workerEnv); ok {
+		os.Exit(workerMain(lifetime, os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// startServer runs a real hub on the embedded store in this process,
+// served on listeners loopback listeners (several listeners stand for
+// several instances of one room). The attendees are in worker processes.
+func startServer(t *testing.T, listeners int) []string {
+	t.Helper()
+	bus := hub.NewLocalBus()
+	store, err := hub.OpenBoltStore(t.TempDir(), bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hub.New(hub.Config{Store: store, Bus: bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := hub.NewServer(h, hub.HTTPConfig{})
+	var urls []string
+	var servers []*http.Server
+	for range listeners {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		servers = append(servers, srv)
+		urls = append(urls, "http://"+ln.Addr().String())
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range servers {
+			_ = s.Shutdown(ctx)
+		}
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		_ = store.Close()
+		_ = bus.Close()
+	})
+	return urls
+}
+
+// runBench runs the tool with args and decodes its JSON report.
+func runBench(t *testing.T, args ...string) Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, append(args, "-json"), &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	return rep
+}
+
+// TestAllScenarios runs every scenario with a few attendees spread over
+// three workers and two listeners, and checks the counts (never timings).
+func TestAllScenarios(t *testing.T) {
+	const clients, broadcasts = 20, 6
+	urls := startServer(t, 2)
+	rep := runBench(t,
+		"-url", strings.Join(urls, ","), "-scenario", "all", "-clients", strconv.Itoa(clients), "-per-worker", "8",
+		"-broadcasts", strconv.Itoa(broadcasts), "-rate", "50", "-join-window", "200ms", "-vote-window", "200ms",
+		"-idle-settle", "0s", "-server-pids", strconv.Itoa(os.Getpid()))
+
+	if len(rep.Errors) > 0 {
+		t.Errorf("errors: %v", rep.Errors)
+	}
+	if x := rep.Idle; x == nil || x.Joined != clients || x.RSSAfter <= 0 || x.Note != "" {
+		t.Errorf("idle: got %+v, want %d joined and a memory reading", x, clients)
+	}
+	if x := rep.Joins; x == nil || x.Joined != clients || x.Failed != 0 || x.Join.N != clients {
+		t.Errorf("joins: got %+v, want %d joined, none failed", x, clients)
+	}
+	if x := rep.Reveal; x == nil || x.Joined != clients || x.Broadcasts != broadcasts ||
+		x.Deliveries != clients*broadcasts || x.Missed != 0 || x.Latency.N != clients*broadcasts {
+		t.Errorf("reveal: got %+v, want %d deliveries, none missed", x, clients*broadcasts)
+	}
+	if x := rep.Votes; x == nil || x.Joined != clients || x.Acked != clients || x.Rejected != 0 ||
+		x.Counted != clients || !x.ExactlyOnce || x.NotConverged != 0 || x.FramesMin < 1 {
+		t.Errorf("votes: got %+v, want %d votes counted once and shown everywhere", x, clients)
+	}
+}
+
+// TestHighlights runs the fan-out with highlights instead of reveals.
+func TestHighlights(t *testing.T) {
+	const clients, broadcasts = 5, 4
+	urls := startServer(t, 1)
+	rep := runBench(t, "-url", urls[0], "-scenario", "reveal", "-event", "highlight",
+		"-clients", strconv.Itoa(clients), "-broadcasts", strconv.Itoa(broadcasts), "-rate", "50")
+	if x := rep.Reveal; x == nil || x.Event != "highlight" || x.Deliveries != clients*broadcasts || x.Missed != 0 {
+		t.Errorf("reveal: got %+v, want %d highlight deliveries, none missed", x, clients*broadcasts)
+	}
+}
+
+// TestIdleWithoutPIDs reports the memory as not measured rather than
+// guessing.
+func TestIdleWithoutPIDs(t *testing.T) {
+	urls := startServer(t, 1)
+	rep := runBench(t, "-url", urls[0], "-scenario", "idle", "-clients", "2")
+	if x := rep.Idle; x == nil || x.Note == "" || x.BytesPerConn != 0 {
+		t.Errorf("idle: got %+v, want a note and no figure", x)
+	}
+}
+
+// TestRefusesRemote: only loopback servers, unless -allow-remote.
+func TestRefusesRemote(t *testing.T) {
+	for _, u := range []string{"http://example.com:8080", "http://10.0.0.1:8080", "http://127.0.0.1:8080,http://192.168.1.2", "https://[2001:db8::1]:443"} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), []string{"-url", u, "-clients", "1"}, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+			t.Errorf("%s: got %v, want a refusal", u, err)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:1", "http://localhost:8080", "http://[::1]:8080", "http://127.0.0.2:80"} {
+		if _, err := parseConfig([]string{"-url", u}, io.Discard); err != nil {
+			t.Errorf("%s: got %v, want accepted", u, err)
+		}
+	}
+	if _, err := parseConfig([]string{"-url", "http://example.com:8080", "-allow-remote"}, io.Discard); err != nil {
+		t.Errorf("-allow-remote: got %v, want accepted", err)
+	}
+}
+
+// TestBadFlags: every bound is enforced before anything starts.
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-clients", "0"}, {"-clients", "100001"}, {"-per-worker", "5001"}, {"-scenario", "nap"},
+		{"-event", "confetti"}, {"-rate", "0"}, {"-source-addrs", "251"}, {"-timeout", "2h"},
+		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"},
+	} {
+		if _, err := parseConfig(args, io.Discard); err == nil {
+			t.Errorf("%v: accepted, want an error", args)
+		}
+	}
+}
+
+// TestScanners checks the byte scanners attendees use instead of a JSON
+// decoder against frames as the server writes them.
+func TestScanners(t *testing.T) {
+	line := []byte(`{"type":"events","epoch":"e1","events":[{"seq":58,"type":"upvoted","at":"2026-11-24T20:00:00Z","question":"q1","count":4},{"seq":59,"type":"upvoted","question":"q1","count":5}]}`)
+	if got := messageType(line); got != "events" {
+		t.Errorf("type: got %q, want events", got)
+	}
+	if got := maxIntField(line, `"count":`); got != 5 {
+		t.Errorf("count: got %d, want 5", got)
+	}
+	a := &attendee{w: &worker{}}
+	a.recordSeqs(line, 7)
+	a.recordSeqs(line, 8) // repeated: not recorded again
+	if len(a.seqs) != 2 || a.seqs[0] != (seqSeen{58, 7}) || a.seqs[1] != (seqSeen{59, 7}) {
+		t.Errorf("seqs: got %v", a.seqs)
+	}
+	if at, ok := a.receivedAt(59); !ok || at != 7 {
+		t.Errorf("receivedAt(59): got %d %v", at, ok)
+	}
+	if _, ok := a.receivedAt(60); ok {
+		t.Error("receivedAt(60): found, want missing")
+	}
+	errLine := []byte(`{"type":"error","id":"v1","code":"rate_limited","message":"slow down","retryAfter":200}`)
+	if got := stringField(errLine, `"code":"`); got != "rate_limited" {
+		t.Errorf("code: got %q", got)
+	}
+	if got := messageType([]byte(`[1]`)); got != "" {
+		t.Errorf("type of a non-message: got %q", got)
+	}
+}
+
+// TestTable prints a report as a table without failing.
+func TestTable(t *testing.T) {
+	rep := Report{
+		Machine: describeMachine(), URLs: []string{"http://127.0.0.1:1"}, Clients: 3,
+		Idle:   &IdleResult{Attendees: 3, Joined: 3, RSSBefore: 1 << 20, RSSAfter: 2 << 20, BytesPerConn: 1 << 18},
+		Joins:  &JoinResult{Attendees: 3, Joined: 2, Failed: 1, Errors: map[string]int{"timed out": 1}},
+		Reveal: &RevealResult{Attendees: 3, Joined: 3, Broadcasts: 2, Event: "reveal", Deliveries: 6, Latency: latencyOf([]int64{1000, 2000, 3000})},
+		Votes:  &VoteResult{Attendees: 3, Joined: 3, Acked: 3, Counted: 3, ExactlyOnce: true},
+		Errors: []string{"votes: something"},
+	}
+	var out bytes.Buffer
+	if err := rep.writeTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"256.0 KiB", "1 × timed out", "2.0 / 3.0 / 3.0 / 3.0 ms (n=3)", "exactly once: true", "votes: something"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is everything one run measured. Durations are in the unit their
+// name ends with; a scenario that did not run is absent.
+type Report struct {
+	Machine Machine       `json:"machine"`
+	URLs    []string      `json:"urls"`
+	Clients int           `json:"clients"`
+	Started time.Time     `json:"started"`
+	Seconds float64       `json:"seconds"`
+	Idle    *IdleResult   `json:"idle,omitempty"`
+	Joins   *JoinResult   `json:"joins,omitempty"`
+	Reveal  *RevealResult `json:"reveal,omitempty"`
+	Votes   *VoteResult   `json:"votes,omitempty"`
+	Errors  []string      `json:"errors,omitempty"`
+}
+
+// Machine names the machine a run measured, and how busy it was: others
+// may be using it at the same time.
+type Machine struct {
+	CPUs       int    `json:"cpus"`
+	CPUModel   string `json:"cpuModel"`
+	GoVersion  string `json:"goVersion"`
+	LoadBefore string `json:"loadBefore"` // /proc/loadavg: 1, 5 and 15 minutes
+	LoadAfter  string `json:"loadAfter"`
+}
+
+// Latency summarizes a set of durations.
+type Latency struct {
+	N     int     `json:"n"`
+	P50Ms float64 `json:"p50Ms"`
+	P90Ms float64 `json:"p90Ms"`
+	P99Ms float64 `json:"p99Ms"`
+	MaxMs float64 `json:"maxMs"`
+}
+
+// RevealResult is the fan-out scenario's outcome. Deliveries and Missed
+// count (attendee, broadcast) pairs among the attendees that joined.
+type RevealResult struct {
+	Attendees  int            `json:"attendees"`
+	Joined     int            `json:"joined"`
+	JoinFailed int            `json:"joinFailed"`
+	JoinErrors map[string]int `json:"joinErrors,omitempty"`
+	Event      string         `json:"event"`
+	Broadcasts int            `json:"broadcasts"`
+	RatePerS   float64        `json:"ratePerS"` // achieved
+	Deliveries int            `json:"deliveries"`
+	Missed     int            `json:"missed"`
+	Dropped    int            `json:"dropped"` // connections the server closed during the run
+	Latency    Latency        `json:"latency"` // facilitator's send to attendee's receipt
+	Errors     map[string]int `json:"errors,omitempty"`
+}
+
+// VoteResult is the vote storm's outcome.
+type VoteResult struct {
+	Attendees          int            `json:"attendees"`
+	Joined             int            `json:"joined"`
+	JoinFailed         int            `json:"joinFailed"`
+	JoinErrors         map[string]int `json:"joinErrors,omitempty"`
+	WindowS            float64        `json:"windowS"`
+	VotingS            float64        `json:"votingS"` // first vote due to last vote sent
+	Acked              int            `json:"acked"`
+	Rejected           int            `json:"rejected"`
+	Counted            int            `json:"counted"` // the question's votes on the server afterwards
+	ExactlyOnce        bool           `json:"exactlyOnce"`
+	ConvergeMs         float64        `json:"convergeMs"`         // last vote sent to every client showing the final count
+	ConvergeAfterAckMs float64        `json:"convergeAfterAckMs"` // last ack to the same
+	NotConverged       int            `json:"notConverged"`
+	Dropped            int            `json:"dropped"`
+	FramesMean         float64        `json:"framesMean"` // WebSocket messages per client during the storm
+	FramesMin          int64          `json:"framesMin"`
+	FramesMax          int64          `json:"framesMax"`
+	Errors             map[string]int `json:"errors,omitempty"`
+}
+
+// JoinResult is the join storm's outcome.
+type JoinResult struct {
+	Attendees int            `json:"attendees"`
+	Joined    int            `json:"joined"`
+	Failed    int            `json:"failed"`
+	WindowS   float64        `json:"windowS"`
+	ElapsedS  float64        `json:"elapsedS"` // first join due to the last snapshot received
+	Join      Latency        `json:"join"`     // dial to snapshot
+	Errors    map[string]int `json:"errors,omitempty"`
+}
+
+// IdleResult is the idle memory scenario's outcome.
+type IdleResult struct {
+	Attendees    int     `json:"attendees"`
+	Joined       int     `json:"joined"`
+	PIDs         []int   `json:"pids,omitempty"`
+	SettleS      float64 `json:"settleS"`
+	RSSBefore    int64   `json:"rssBefore"` // bytes, summed over the pids
+	RSSAfter     int64   `json:"rssAfter"`
+	BytesPerConn int64   `json:"bytesPerConn"`
+	Note         string  `json:"note,omitempty"`
+}
+
+// latencyOf summarizes microsecond durations.
+func latencyOf(micros []int64) Latency {
+	if len(micros) == 0 {
+		return Latency{}
+	}
+	s := slices.Clone(micros)
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(s)))) - 1
+		return float64(s[max(i, 0)]) / 1e3
+	}
+	return Latency{N: len(s), P50Ms: q(0.50), P90Ms: q(0.90), P99Ms: q(0.99), MaxMs: float64(s[len(s)-1]) / 1e3}
+}
+
+func describeMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadBefore: loadAverage()}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func (r *Report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// writeTable prints the report as a table, one measured figure a line.
+func (r *Report) writeTable(w io.Writer) error {
+	m := r.Machine
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s, load %s before, %s after; servers %s; %.1f s\n",
+		m.CPUs, m.CPUModel, m.GoVersion, m.LoadBefore, m.LoadAfter, strings.Join(r.URLs, " "), r.Seconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(scenario, metric string, format string, args ...any) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", scenario, metric, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintln(tw, "scenario\tmetric\tvalue")
+	if x := r.Idle; x != nil {
+		if x.Note != "" {
+			row("idle", "memory", "%s", x.Note)
+		} else {
+			row("idle", "attendees joined", "%d/%d", x.Joined, x.Attendees)
+			row("idle", "server RSS before / after", "%s / %s (pids %v, %.0f s settle)", mib(x.RSSBefore), mib(x.RSSAfter), x.PIDs, x.SettleS)
+			row("idle", "memory per connection", "%.1f KiB", float64(x.BytesPerConn)/1024)
+		}
+	}
+	if x := r.Joins; x != nil {
+		row("joins", "attendees joined", "%d/%d, %d failed", x.Joined, x.Attendees, x.Failed)
+		row("joins", "window / all joined after", "%.1f s / %.2f s", x.WindowS, x.ElapsedS)
+		row("joins", "join time p50 / p90 / p99 / max", "%s", x.Join)
+		errorRows(row, "joins", x.Errors)
+	}
+	if x := r.Reveal; x != nil {
+		row("reveal", "attendees joined", "%d/%d", x.Joined, x.Attendees)
+		errorRows(row, "reveal", x.JoinErrors)
+		row("reveal", "broadcasts", "%d %ss at %.1f/s", x.Broadcasts, x.Event, x.RatePerS)
+		row("reveal", "deliveries / missed / dropped", "%d / %d / %d", x.Deliveries, x.Missed, x.Dropped)
+		row("reveal", "latency p50 / p90 / p99 / max", "%s", x.Latency)
+		errorRows(row, "reveal", x.Errors)
+	}
+	if x := r.Votes; x != nil {
+		row("votes", "attendees joined", "%d/%d", x.Joined, x.Attendees)
+		errorRows(row, "votes", x.JoinErrors)
+		row("votes", "votes acked / rejected", "%d / %d in %.1f s (window %.0f s)", x.Acked, x.Rejected, x.VotingS, x.WindowS)
+		row("votes", "counted by the server", "%d (exactly once: %v)", x.Counted, x.ExactlyOnce)
+		row("votes", "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
+		row("votes", "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
+		row("votes", "connections dropped", "%d", x.Dropped)
+		errorRows(row, "votes", x.Errors)
+	}
+	for _, e := range r.Errors {
+		row("error", "", "%s", e)
+	}
+	return tw.Flush()
+}
+
+func errorRows(row func(string, string, string, ...any), scenario string, errs map[string]int) {
+	keys := make([]string, 0, len(errs))
+	for k := range errs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row(scenario, "failure", "%d × %s", errs[k], k)
+	}
+}
+
+func (l Latency) String() string {
+	if l.N == 0 {
+		return "no samples"
+	}
+	return fmt.Sprintf("%.1f / %.1f / %.1f / %.1f ms (n=%d)", l.P50Ms, l.P90Ms, l.P99Ms, l.MaxMs, l.N)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

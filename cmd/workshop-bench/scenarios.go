@@ -1,0 +1,486 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Pauses and margins of the scenarios, each in its unit.
+const (
+	spreadLead   = 500 * time.Millisecond // a spread window opens this long after the orders go out, so every worker is ready
+	settleAfter  = time.Second            // after the joins, before measuring: the presence updates of the joins pass
+	orderMargin  = 30 * time.Second       // added to every wait for the workers' answers
+	progressTick = time.Second            // the progress line is rewritten this often
+	maxTeams     = 30                     // the server's ceiling of teams in a room
+)
+
+// bench runs the scenarios against the configured servers.
+type bench struct {
+	cfg config
+	log io.Writer
+}
+
+// attendees is a scenario's pool of joined attendees.
+type attendees struct {
+	pool     *pool
+	joined   int
+	failed   int
+	micros   []int64
+	start    time.Time // when the first join was due
+	lastJoin int64     // Unix ns of the newest snapshot
+	errors   map[string]int
+}
+
+// join starts workers for n attendees of roomID and connects them, spread
+// over window (0: as fast as the workers may). The caller stops the pool.
+func (b *bench) join(ctx context.Context, name, roomID string, n int, window time.Duration, record bool) (*attendees, error) {
+	lifetime := time.Until(deadlineOf(ctx)) + workerStopTimeout
+	p, err := startPool(n, b.cfg.perWorker, lifetime, b.log)
+	if err != nil {
+		return nil, err
+	}
+	at := &attendees{pool: p, start: time.Now().Add(spreadLead), errors: map[string]int{}}
+	stop := b.progress(name, func() string {
+		f := p.figures()
+		return fmt.Sprintf("joining: %d/%d connected, %d dropped", f.Connected, n, f.Closed)
+	})
+	replies, err := p.ask(ctx, p.each(func(i int) order {
+		return order{
+			Op: opJoin, Room: roomID, URLs: b.cfg.urls, First: p.first[i], Count: p.count[i], Total: n,
+			SourceAddrs: b.cfg.sourceAddrs, Record: record,
+			Start: at.start.UnixNano(), Window: int64(window), Timeout: int64(b.cfg.joinTimeout),
+		}
+	}), spreadLead+window+b.cfg.joinTimeout+orderMargin)
+	stop()
+	for _, r := range replies {
+		at.joined += r.Joined
+		at.failed += r.Failed
+		at.micros = append(at.micros, r.JoinMicros...)
+		at.lastJoin = max(at.lastJoin, r.LastJoin)
+		addCounts(at.errors, r.Errors)
+	}
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return at, nil
+}
+
+// deadlineOf is ctx's deadline, or the longest run.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(maxRunTime)
+}
+
+// progress rewrites one status line on stderr every progressTick until
+// the returned function is called.
+func (b *bench) progress(name string, status func() string) (stop func()) {
+	start := time.Now()
+	tty := isTerminal(b.log)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				if tty {
+					fmt.Fprintln(b.log)
+				}
+				return
+			case <-t.C:
+				line := fmt.Sprintf("%-6s %5.1fs  %s", name, time.Since(start).Seconds(), status())
+				if tty {
+					fmt.Fprintf(b.log, "\r\033[K%s", line)
+				} else {
+					fmt.Fprintln(b.log, line)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func addCounts(into, from map[string]int) {
+	for k, v := range from {
+		into[k] += v
+	}
+}
+
+// reveal runs the fan-out scenario: attendees in one room, the
+// facilitator sends broadcasts at the configured rate, and every
+// attendee's receipt of every broadcast is timed.
+func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
+	cfg := b.cfg
+	base := cfg.urls[0]
+	// Every reveal is a real one, of a submitted score: 5 aspects per
+	// team, so enough teams for the broadcasts (at most 30; beyond that a
+	// score is hidden again before it is revealed anew).
+	nTeams := 1
+	if cfg.event == "reveal" {
+		nTeams = min(maxTeams, (cfg.broadcasts+4)/5)
+	}
+	teams := make([]string, nTeams)
+	for i := range teams {
+		teams[i] = "Team " + strconv.Itoa(i+1)
+	}
+	rm, err := createRoom(ctx, base, "bench reveal", teams)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := getRoom(ctx, base, rm.ID)
+	if err != nil {
+		return nil, err
+	}
+	var aspects []string
+	for _, a := range pub.Model.Aspects {
+		aspects = append(aspects, a.ID)
+	}
+	if cfg.event == "reveal" {
+		if err := submitScores(ctx, base, rm, aspects); err != nil {
+			return nil, err
+		}
+	}
+	fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+	if err != nil {
+		return nil, fmt.Errorf("facilitator: %w", err)
+	}
+	defer fac.close()
+	if _, _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
+		return nil, err
+	}
+	question := ""
+	if cfg.event == "highlight" {
+		a, _, err := fac.do(ctx, map[string]any{"type": "ask", "text": "What would move us up a level?"})
+		if err != nil {
+			return nil, err
+		}
+		question, _ = a.Result["question"].(string)
+	}
+
+	at, err := b.join(ctx, "reveal", rm.ID, cfg.clients, 0, true)
+	if err != nil {
+		return nil, err
+	}
+	defer at.pool.stop()
+	res := &RevealResult{Attendees: cfg.clients, Joined: at.joined, JoinFailed: at.failed, Event: cfg.event, JoinErrors: at.errors}
+	time.Sleep(settleAfter)
+
+	// The plan: broadcast i reveals (aspect, team) pair i; a pair used
+	// before is hidden first (not timed). Highlights alternate between the
+	// question and none.
+	type pair struct{ aspect, team string }
+	var pairs []pair
+	for _, t := range rm.Teams {
+		for _, a := range aspects {
+			pairs = append(pairs, pair{a, t.ID})
+		}
+	}
+	sends := map[uint64]int64{}
+	var sent int
+	stop := b.progress("reveal", func() string {
+		f := at.pool.figures()
+		return fmt.Sprintf("%d/%d sent, %d/%d received, %d connected, %d dropped",
+			sent, cfg.broadcasts, f.Received, int64(sent)*int64(at.joined), f.Connected, f.Closed)
+	})
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.rate))
+	first := time.Now()
+	var sendErr error
+send:
+	for i := range cfg.broadcasts {
+		if i > 0 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			sendErr = ctx.Err()
+			break
+		}
+		var cmd map[string]any
+		switch cfg.event {
+		case "reveal":
+			p := pairs[i%len(pairs)]
+			if i >= len(pairs) {
+				if _, _, err := fac.do(ctx, map[string]any{"type": "hide_reveal", "aspect": p.aspect, "team": p.team}); err != nil {
+					sendErr = err
+					break send
+				}
+			}
+			cmd = map[string]any{"type": "reveal", "aspect": p.aspect, "team": p.team}
+		case "highlight":
+			cmd = map[string]any{"type": "highlight"}
+			if i%2 == 0 {
+				cmd["question"] = question
+			}
+		}
+		a, t0, err := fac.do(ctx, cmd)
+		if err != nil {
+			sendErr = err
+			break
+		}
+		sends[a.Seq] = t0
+		sent++
+	}
+	tick.Stop()
+	res.Broadcasts = len(sends)
+	if d := time.Since(first).Seconds(); len(sends) > 1 && d > 0 {
+		res.RatePerS = float64(len(sends)-1) / d
+	}
+	replies, err := at.pool.ask(ctx, at.pool.each(func(int) order {
+		return order{Op: opLatency, Sends: sends, Timeout: int64(cfg.deliveryWait)}
+	}), cfg.deliveryWait+orderMargin)
+	stop()
+	var micros []int64
+	res.Errors = map[string]int{}
+	for _, r := range replies {
+		micros = append(micros, r.LatencyMicros...)
+		res.Missed += r.Missed
+		res.Dropped += r.Closed
+		addCounts(res.Errors, r.Errors)
+	}
+	res.Deliveries = len(micros)
+	res.Latency = latencyOf(micros)
+	return res, errors.Join(sendErr, err)
+}
+
+// submitScores has each team lead submit a score for every aspect, so
+// that every reveal carries a real score and rationale.
+func submitScores(ctx context.Context, base string, rm createdRoom, aspects []string) error {
+	for ti, t := range rm.Teams {
+		lead, err := dialController(ctx, base, rm.ID, map[string]any{"key": t.Key})
+		if err != nil {
+			return fmt.Errorf("team lead %s: %w", t.ID, err)
+		}
+		for ai, a := range aspects {
+			_, _, err := lead.do(ctx, map[string]any{
+				"type": "submit", "aspect": a, "level": 1 + (ti+ai)%4,
+				"rationale": "We run this on a shared platform team; " + strings.Repeat("the evidence is in our runbooks and dashboards. ", 3),
+			})
+			if err != nil {
+				lead.close()
+				return fmt.Errorf("team lead %s: %w", t.ID, err)
+			}
+		}
+		lead.close()
+	}
+	return nil
+}
+
+// votes runs the vote storm: every attendee upvotes one question once,
+// spread over the window; the count must be exact and reach every client.
+func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
+	cfg := b.cfg
+	base := cfg.urls[0]
+	rm, err := createRoom(ctx, base, "bench votes", []string{"Team 1"})
+	if err != nil {
+		return nil, err
+	}
+	fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+	if err != nil {
+		return nil, fmt.Errorf("facilitator: %w", err)
+	}
+	defer fac.close()
+	if _, _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
+		return nil, err
+	}
+	a, _, err := fac.do(ctx, map[string]any{"type": "ask", "text": "Which aspect should we invest in next?"})
+	if err != nil {
+		return nil, err
+	}
+	question, _ := a.Result["question"].(string)
+
+	at, err := b.join(ctx, "votes", rm.ID, cfg.clients, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	defer at.pool.stop()
+	res := &VoteResult{Attendees: cfg.clients, Joined: at.joined, JoinFailed: at.failed, WindowS: cfg.voteWindow.Seconds(), JoinErrors: at.errors}
+	time.Sleep(settleAfter)
+
+	stop := b.progress("votes", func() string {
+		f := at.pool.figures()
+		return fmt.Sprintf("%d/%d votes answered, %d frames, %d connected, %d dropped", f.Answered, at.joined, f.Frames, f.Connected, f.Closed)
+	})
+	start := time.Now().Add(spreadLead)
+	voted, err := at.pool.ask(ctx, at.pool.each(func(int) order {
+		return order{Op: opVote, Question: question, Start: start.UnixNano(), Window: int64(cfg.voteWindow), Total: cfg.clients, Timeout: int64(cfg.deliveryWait)}
+	}), spreadLead+cfg.voteWindow+cfg.deliveryWait+orderMargin)
+	stop()
+	if err != nil {
+		return res, err
+	}
+	var lastSend, lastAck int64
+	res.Errors = map[string]int{}
+	for _, r := range voted {
+		res.Acked += r.Acked
+		res.Rejected += r.Rejected
+		lastSend = max(lastSend, r.LastSend)
+		lastAck = max(lastAck, r.LastAck)
+		addCounts(res.Errors, r.Errors)
+	}
+	res.VotingS = float64(lastSend-start.UnixNano()) / 1e9
+
+	// The store is the truth: the final count comes from the server, and
+	// every attendee must come to show it.
+	pub, err := getRoom(ctx, base, rm.ID)
+	if err != nil {
+		return res, err
+	}
+	for _, q := range pub.Questions {
+		if q.ID == question {
+			res.Counted = q.Votes
+		}
+	}
+	res.ExactlyOnce = res.Counted == res.Acked
+	stop = b.progress("votes", func() string {
+		f := at.pool.figures()
+		return fmt.Sprintf("%d/%d show %d votes, %d connected, %d dropped", f.Reached, at.joined, res.Counted, f.Connected, f.Closed)
+	})
+	conv, err := at.pool.ask(ctx, at.pool.each(func(int) order {
+		return order{Op: opConverge, Final: res.Counted, Timeout: int64(cfg.deliveryWait)}
+	}), cfg.deliveryWait+orderMargin)
+	stop()
+	var lastReach, frames int64
+	res.FramesMin = -1
+	res.Errors = map[string]int{}
+	for _, r := range conv {
+		res.NotConverged += r.NotReached
+		res.Dropped += r.Closed
+		lastReach = max(lastReach, r.LastReach)
+		frames += r.FramesSum
+		res.FramesMax = max(res.FramesMax, r.FramesMax)
+		if res.FramesMin < 0 || r.FramesMin < res.FramesMin {
+			res.FramesMin = r.FramesMin
+		}
+		addCounts(res.Errors, r.Errors)
+	}
+	if at.joined > 0 {
+		res.FramesMean = float64(frames) / float64(at.joined)
+	}
+	if lastReach > 0 {
+		res.ConvergeMs = float64(max(lastReach-lastSend, 0)) / 1e6
+		res.ConvergeAfterAckMs = float64(max(lastReach-lastAck, 0)) / 1e6
+	}
+	return res, err
+}
+
+// joins runs the join storm: attendees connect spread over the window and
+// each must receive its snapshot.
+func (b *bench) joins(ctx context.Context) (*JoinResult, error) {
+	cfg := b.cfg
+	rm, err := createRoom(ctx, cfg.urls[0], "bench joins", []string{"Team 1"})
+	if err != nil {
+		return nil, err
+	}
+	at, err := b.join(ctx, "joins", rm.ID, cfg.clients, cfg.joinWindow, false)
+	if err != nil {
+		return nil, err
+	}
+	defer at.pool.stop()
+	res := &JoinResult{
+		Attendees: cfg.clients, Joined: at.joined, Failed: at.failed, WindowS: cfg.joinWindow.Seconds(),
+		Join: latencyOf(at.micros), Errors: at.errors,
+	}
+	if at.lastJoin > 0 {
+		res.ElapsedS = float64(at.lastJoin-at.start.UnixNano()) / 1e9
+	}
+	return res, nil
+}
+
+// idle measures the servers' resident memory before and after the
+// attendees join and sit idle.
+func (b *bench) idle(ctx context.Context) (*IdleResult, error) {
+	cfg := b.cfg
+	res := &IdleResult{Attendees: cfg.clients, PIDs: cfg.pids, SettleS: cfg.idleSettle.Seconds()}
+	if len(cfg.pids) == 0 {
+		res.Note = "not measured: give the servers' pids with -server-pids"
+		return res, nil
+	}
+	rm, err := createRoom(ctx, cfg.urls[0], "bench idle", []string{"Team 1"})
+	if err != nil {
+		return nil, err
+	}
+	before, err := residentBytes(cfg.pids)
+	if err != nil {
+		return nil, err
+	}
+	at, err := b.join(ctx, "idle", rm.ID, cfg.clients, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	defer at.pool.stop()
+	res.Joined = at.joined
+	stop := b.progress("idle", func() string {
+		f := at.pool.figures()
+		return fmt.Sprintf("%d connected, settling", f.Connected)
+	})
+	select {
+	case <-time.After(cfg.idleSettle):
+	case <-ctx.Done():
+	}
+	stop()
+	after, err := residentBytes(cfg.pids)
+	if err != nil {
+		return nil, err
+	}
+	res.RSSBefore, res.RSSAfter = before, after
+	if at.joined > 0 {
+		res.BytesPerConn = (after - before) / int64(at.joined)
+	}
+	return res, ctx.Err()
+}
+
+// residentBytes sums VmRSS over the processes.
+func residentBytes(pids []int) (int64, error) {
+	var sum int64
+	for _, pid := range pids {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			return 0, fmt.Errorf("server memory: %w", err)
+		}
+		kb, ok := statusField(string(data), "VmRSS:")
+		if !ok {
+			return 0, fmt.Errorf("server memory: no VmRSS for pid %d", pid)
+		}
+		sum += kb << 10
+	}
+	return sum, nil
+}
+
+// statusField reads a "Name:   1234 kB" line of /proc/PID/status.
+func statusField(status, name string) (int64, bool) {
+	for _, line := range strings.Split(status, "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}

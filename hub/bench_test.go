@@ -1,0 +1,221 @@
+package hub
+
+// Benchmarks of the hot paths of a reveal and a vote storm: deciding and
+// applying a command, encoding its events once per audience, and queueing
+// the frames to every local client. BenchmarkRedisStoreAppend
+// (redis_test.go) covers the Redis append; cmd/workshop-bench measures the
+// whole server over real connections.
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/leveling/workshop/room"
+)
+
+var benchT0 = time.Date(2026, 11, 24, 20, 0, 0, 0, time.UTC)
+
+// benchTeams is the number of teams in benchmark rooms: a large workshop.
+const benchTeams = 10
+
+// benchState is a running PEMM room whose teams submitted every aspect,
+// with one question; t advances the clock of each command it applies.
+func benchState(b *testing.B) *room.State {
+	b.Helper()
+	names := make([]string, benchTeams)
+	for i := range names {
+		names[i] = "Team " + strconv.Itoa(i+1)
+	}
+	events, err := room.Create(room.CreateParams{
+		ID: "bench", Code: "BENCH234", Title: "Benchmark", Model: room.PEMM(), TeamNames: names,
+		Secrets: room.Secrets{FacilitatorKeyHash: "f", ParticipantSecret: "p", TeamKeyHashes: map[string]string{}},
+		Now:     benchT0,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := room.Replay(events)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	apply := func(a room.Actor, cmd room.Command) []room.Event {
+		n++
+		cmd.Key = a.Participant + "/" + strconv.Itoa(n)
+		evs, err := room.Decide(st, a, cmd, benchT0.Add(time.Duration(n)*time.Second))
+		if err != nil {
+			b.Fatalf("%s: %v", cmd.Type, err)
+		}
+		if err := room.Apply(st, evs); err != nil {
+			b.Fatal(err)
+		}
+		return evs
+	}
+	for ti, t := range st.Teams {
+		for ai, a := range st.Model.Aspects {
+			apply(room.TeamActor(t), room.Command{Type: room.CmdSubmit, Aspect: a.ID, Level: 1 + (ti+ai)%4,
+				Rationale: "We run this on a shared platform team; the evidence is in our runbooks and dashboards."})
+		}
+	}
+	apply(room.FacilitatorActor(), room.Command{Type: room.CmdStart})
+	apply(benchAttendee(0), room.Command{Type: room.CmdAsk, Text: "What would move us up a level?"})
+	return st
+}
+
+func benchAttendee(i int) room.Actor {
+	return room.Actor{Role: room.RoleAttendee, Participant: "p" + strconv.Itoa(i), Name: "Attendee " + strconv.Itoa(i)}
+}
+
+// benchEvents decides cmd as a against st without applying it: the events
+// a fan-out would send.
+func benchEvents(b *testing.B, st *room.State, a room.Actor, cmd room.Command) []room.Event {
+	b.Helper()
+	cmd.Key = a.Participant + "/bench"
+	evs, err := room.Decide(st, a, cmd, benchT0.Add(time.Hour))
+	if err != nil {
+		b.Fatalf("%s: %v", cmd.Type, err)
+	}
+	return evs
+}
+
+// benchActor is a room actor with in-memory clients: n attendees, the
+// facilitator and one lead per team. A client has only what fan-out
+// touches (identity, send queue, done); no connection, no goroutines.
+func benchActor(b *testing.B, st *room.State, n int) (*roomActor, []*Client) {
+	b.Helper()
+	h := &Hub{m: NewMetrics(nil)}
+	h.cfg.setDefaults()
+	ra := newRoomActor(h, st.ID)
+	ra.state, ra.epoch = st, "e1"
+	actors := []room.Actor{room.FacilitatorActor()}
+	for _, t := range st.Teams {
+		actors = append(actors, room.TeamActor(t))
+	}
+	for i := range n {
+		actors = append(actors, benchAttendee(i+1))
+	}
+	clients := make([]*Client, 0, len(actors))
+	for _, a := range actors {
+		c := &Client{h: h, actor: a, aud: room.AudienceOf(a), class: classOf(a), keyGen: -1,
+			send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{})}
+		ra.clients[c] = struct{}{}
+		addTo(ra.byClass, c.class, c)
+		addTo(ra.byPeer, a.Participant, c)
+		clients = append(clients, c)
+	}
+	return ra, clients
+}
+
+// drain empties every client's queue, as their write loops would.
+func drain(clients []*Client) {
+	for _, c := range clients {
+		for len(c.send) > 0 {
+			<-c.send
+		}
+	}
+}
+
+// BenchmarkEncodeEvents encodes one batch of events once per audience
+// class of a room (facilitator, each team, the public), as fanout does.
+func BenchmarkEncodeEvents(b *testing.B) {
+	st := benchState(b)
+	cases := []struct {
+		name string
+		evs  []room.Event
+	}{
+		{"reveal_one", benchEvents(b, st, room.FacilitatorActor(), room.Command{Type: room.CmdReveal, Aspect: st.Model.Aspects[0].ID, Team: st.Teams[0].ID})},
+		{"reveal_all", benchEvents(b, st, room.FacilitatorActor(), room.Command{Type: room.CmdReveal, Aspect: st.Model.Aspects[0].ID})},
+		{"upvote", benchEvents(b, st, benchAttendee(1), room.Command{Type: room.CmdUpvote, Question: "q1"})},
+	}
+	classes := []string{classFacilitator, classPublic}
+	for _, t := range st.Teams {
+		classes = append(classes, classTeamPrefix+t.ID)
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				enc := newEventEncoder(tc.evs)
+				for _, class := range classes {
+					_ = eventsFrame("e1", enc.encodeFor(classAudience(class)))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFanout fans one reveal out to n in-memory clients: encoding per
+// audience and queueing to every client. Queues are emptied every
+// drainEvery operations with the timer stopped.
+func BenchmarkFanout(b *testing.B) {
+	const drainEvery = 256 // below the default send queue of 512
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			st := benchState(b)
+			evs := benchEvents(b, st, room.FacilitatorActor(), room.Command{Type: room.CmdReveal, Aspect: st.Model.Aspects[0].ID, Team: st.Teams[0].ID})
+			ra, clients := benchActor(b, st, n)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ra.fanout(evs)
+				if i++; i%drainEvery == 0 {
+					b.StopTimer()
+					drain(clients)
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(len(clients))*float64(i)/b.Elapsed().Seconds(), "deliveries/s")
+			for c := range ra.clients {
+				select {
+				case <-c.done:
+					b.Fatalf("client %s closed as too slow", c.actor.Participant)
+				default:
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDecideApply decides a command and applies its events, as a room
+// actor does for each command before the append.
+func BenchmarkDecideApply(b *testing.B) {
+	b.Run("upvote", func(b *testing.B) {
+		st := benchState(b)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			a := benchAttendee(i)
+			evs, err := room.Decide(st, a, room.Command{Type: room.CmdUpvote, Question: "q1", Key: a.Participant + "/v"}, benchT0.Add(time.Hour))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := room.Apply(st, evs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("reveal_hide", func(b *testing.B) {
+		st := benchState(b)
+		fac := room.FacilitatorActor()
+		aspect, team := st.Model.Aspects[0].ID, st.Teams[0].ID
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			typ := room.CmdReveal
+			if i%2 == 0 {
+				typ = room.CmdHideReveal
+			}
+			evs, err := room.Decide(st, fac, room.Command{Type: typ, Aspect: aspect, Team: team, Key: "f/" + strconv.Itoa(i)}, benchT0.Add(time.Hour))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := room.Apply(st, evs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
