@@ -835,8 +835,8 @@ var allowedRoles = map[string][]Role{
 }
 
 // TestDecidePermissions sends every command from every role: a role that
-// may not send it gets "forbidden", whatever the state and input; a role
-// that may never does for a plain command of its own.
+// may not send it gets "forbidden", whatever the state and input, and a
+// role that may is never answered "forbidden" for a plain command.
 func TestDecidePermissions(t *testing.T) {
 	actors := []Actor{fac, payments, ana, presenter,
 		{Role: "", Participant: "p_nobody"}, {Role: "admin", Participant: "p_admin"}}
