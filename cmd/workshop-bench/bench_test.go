@@ -218,3 +218,16 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// TestRevealsWrapAround sends more reveals than a room has (aspect, team)
+// pairs, so scores are hidden and revealed again, at a pace that needs
+// several facilitator connections.
+func TestRevealsWrapAround(t *testing.T) {
+	const clients, broadcasts = 2, maxTeams*5 + 2
+	urls := startServer(t, 1)
+	rep := runBench(t, "-url", urls[0], "-scenario", "reveal", "-clients", strconv.Itoa(clients),
+		"-broadcasts", strconv.Itoa(broadcasts), "-rate", "200")
+	if x := rep.Reveal; x == nil || x.Broadcasts != broadcasts || x.Deliveries != clients*broadcasts || x.Missed != 0 {
+		t.Errorf("reveal: got %+v, want %d deliveries, none missed", x, clients*broadcasts)
+	}
+}

@@ -99,46 +99,71 @@ func (c *controller) writeJSON(ctx context.Context, v any) error {
 	return c.conn.Write(ctx, websocket.MessageText, b)
 }
 
-// do sends a command and waits for its answer. sent is when the command
-// was handed to the connection (Unix ns), the start of every latency. An
-// error answer is returned as an error naming its code.
-func (c *controller) do(ctx context.Context, cmd map[string]any) (a answer, sent int64, err error) {
-	id := c.prefix + strconv.FormatInt(c.next.Add(1), 10)
-	ch := make(chan answer, 1)
-	c.mu.Lock()
-	c.waiting[id] = ch
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.waiting, id)
-		c.mu.Unlock()
-	}()
-	msg := map[string]any{"id": id}
+// do sends a command and waits for its answer. An error answer is
+// returned as an error naming its code.
+func (c *controller) do(ctx context.Context, cmd map[string]any) (answer, error) {
+	p, err := c.send(ctx, cmd)
+	if err != nil {
+		return answer{}, err
+	}
+	return p.wait(ctx)
+}
+
+// pending is a command sent and not yet answered.
+type pending struct {
+	c    *controller
+	typ  any
+	id   string
+	ch   chan answer
+	sent int64 // Unix ns when the command was handed to the connection: where every latency starts
+}
+
+// send sends a command without waiting for its answer, so that a
+// facilitator keeps its pace while answers are slow (as a person clicking
+// would).
+func (c *controller) send(ctx context.Context, cmd map[string]any) (*pending, error) {
+	p := &pending{c: c, typ: cmd["type"], id: c.prefix + strconv.FormatInt(c.next.Add(1), 10), ch: make(chan answer, 1)}
+	msg := map[string]any{"id": p.id}
 	for k, v := range cmd {
 		msg[k] = v
 	}
 	b, err := json.Marshal(msg)
 	if err != nil {
-		return a, 0, err
+		return nil, err
 	}
+	c.mu.Lock()
+	c.waiting[p.id] = p.ch
+	c.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	sent = time.Now().UnixNano()
-	err = c.conn.Write(wctx, websocket.MessageText, b)
-	cancel()
-	if err != nil {
-		return a, sent, fmt.Errorf("%v: send: %w", cmd["type"], err)
+	defer cancel()
+	p.sent = time.Now().UnixNano()
+	if err := c.conn.Write(wctx, websocket.MessageText, b); err != nil {
+		p.forget()
+		return nil, fmt.Errorf("%v: send: %w", p.typ, err)
 	}
+	return p, nil
+}
+
+// wait returns the command's answer; an error answer as an error.
+func (p *pending) wait(ctx context.Context) (a answer, err error) {
+	defer p.forget()
 	select {
-	case a = <-ch:
-	case <-c.dead:
-		return a, sent, fmt.Errorf("%v: connection closed: %w", cmd["type"], c.err)
+	case a = <-p.ch:
+	case <-p.c.dead:
+		return a, fmt.Errorf("%v: connection closed: %w", p.typ, p.c.err)
 	case <-ctx.Done():
-		return a, sent, fmt.Errorf("%v: no answer: %w", cmd["type"], ctx.Err())
+		return a, fmt.Errorf("%v: no answer: %w", p.typ, ctx.Err())
 	}
 	if a.Type != "ack" {
-		return a, sent, fmt.Errorf("%v: %s: %s", cmd["type"], a.Code, a.Message)
+		return a, fmt.Errorf("%v: %s: %s", p.typ, a.Code, a.Message)
 	}
-	return a, sent, nil
+	return a, nil
+}
+
+func (p *pending) forget() {
+	p.c.mu.Lock()
+	delete(p.c.waiting, p.id)
+	p.c.mu.Unlock()
 }
 
 func (c *controller) readLoop() {

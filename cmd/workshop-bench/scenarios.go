@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,6 +20,11 @@ const (
 	orderMargin  = 30 * time.Second       // added to every wait for the workers' answers
 	progressTick = time.Second            // the progress line is rewritten this often
 	maxTeams     = 30                     // the server's ceiling of teams in a room
+
+	// facilitatorRate is the most commands per second the bench sends on
+	// one facilitator connection, under the server's limit of 10 a second
+	// per connection (hub.DefaultLimits.Commands).
+	facilitatorRate = 8.0
 )
 
 // bench runs the scenarios against the configured servers.
@@ -160,21 +167,37 @@ func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
 			return nil, err
 		}
 	}
-	fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
-	if err != nil {
-		return nil, fmt.Errorf("facilitator: %w", err)
+	// The server allows a connection 10 commands a second: a faster pace
+	// takes several facilitator connections, used in turn.
+	perBroadcast := 1.0
+	if cfg.event == "reveal" && cfg.broadcasts > nTeams*len(aspects) {
+		perBroadcast = 2 // hide, then reveal again
 	}
-	defer fac.close()
-	if _, _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
+	facs := make([]*controller, int(math.Ceil(cfg.rate*perBroadcast/facilitatorRate)))
+	for i := range facs {
+		facs[i], err = dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+		if err != nil {
+			return nil, fmt.Errorf("facilitator: %w", err)
+		}
+		defer facs[i].close()
+	}
+	fac := facs[0]
+	if _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
 		return nil, err
 	}
-	question := ""
-	if cfg.event == "highlight" {
-		a, _, err := fac.do(ctx, map[string]any{"type": "ask", "text": "What would move us up a level?"})
+	// Highlights alternate between two questions, so that their order
+	// across facilitator connections does not matter.
+	var questions []string
+	for i := range 2 {
+		if cfg.event != "highlight" {
+			break
+		}
+		a, err := fac.do(ctx, map[string]any{"type": "ask", "text": "What would move us up a level? (" + strconv.Itoa(i+1) + ")"})
 		if err != nil {
 			return nil, err
 		}
-		question, _ = a.Result["question"].(string)
+		q, _ := a.Result["question"].(string)
+		questions = append(questions, q)
 	}
 
 	at, err := b.join(ctx, "reveal", rm.ID, cfg.clients, 0, true)
@@ -186,8 +209,7 @@ func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
 	time.Sleep(settleAfter)
 
 	// The plan: broadcast i reveals (aspect, team) pair i; a pair used
-	// before is hidden first (not timed). Highlights alternate between the
-	// question and none.
+	// before is hidden first (not timed).
 	type pair struct{ aspect, team string }
 	var pairs []pair
 	for _, t := range rm.Teams {
@@ -195,15 +217,19 @@ func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
 			pairs = append(pairs, pair{a, t.ID})
 		}
 	}
-	sends := map[uint64]int64{}
-	var sent int
+	var sent atomic.Int64
 	stop := b.progress("reveal", func() string {
 		f := at.pool.figures()
+		n := sent.Load()
 		return fmt.Sprintf("%d/%d sent, %d/%d received, %d connected, %d dropped",
-			sent, cfg.broadcasts, f.Received, int64(sent)*int64(at.joined), f.Connected, f.Closed)
+			n, cfg.broadcasts, f.Received, n*int64(at.joined), f.Connected, f.Closed)
 	})
+	// Commands go out on schedule without waiting for answers, as a
+	// facilitator clicking would; the answers (with the events' sequence
+	// numbers) are collected afterwards.
 	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.rate))
-	first := time.Now()
+	first, last := time.Now(), time.Now()
+	var timed, untimed []*pending
 	var sendErr error
 send:
 	for i := range cfg.broadcasts {
@@ -211,42 +237,57 @@ send:
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
+				sendErr = ctx.Err()
+				break send
 			}
 		}
-		if ctx.Err() != nil {
-			sendErr = ctx.Err()
-			break
-		}
+		c := facs[i%len(facs)]
 		var cmd map[string]any
 		switch cfg.event {
 		case "reveal":
 			p := pairs[i%len(pairs)]
 			if i >= len(pairs) {
-				if _, _, err := fac.do(ctx, map[string]any{"type": "hide_reveal", "aspect": p.aspect, "team": p.team}); err != nil {
+				hide, err := c.send(ctx, map[string]any{"type": "hide_reveal", "aspect": p.aspect, "team": p.team})
+				if err != nil {
 					sendErr = err
 					break send
 				}
+				untimed = append(untimed, hide)
 			}
 			cmd = map[string]any{"type": "reveal", "aspect": p.aspect, "team": p.team}
 		case "highlight":
-			cmd = map[string]any{"type": "highlight"}
-			if i%2 == 0 {
-				cmd["question"] = question
-			}
+			cmd = map[string]any{"type": "highlight", "question": questions[i%2]}
 		}
-		a, t0, err := fac.do(ctx, cmd)
+		p, err := c.send(ctx, cmd)
 		if err != nil {
 			sendErr = err
 			break
 		}
-		sends[a.Seq] = t0
-		sent++
+		timed = append(timed, p)
+		last = time.Now()
+		sent.Add(1)
 	}
 	tick.Stop()
-	res.Broadcasts = len(sends)
-	if d := time.Since(first).Seconds(); len(sends) > 1 && d > 0 {
-		res.RatePerS = float64(len(sends)-1) / d
+	wctx, cancel := context.WithTimeout(ctx, cfg.deliveryWait)
+	sends := map[uint64]int64{}
+	for _, p := range untimed {
+		if _, err := p.wait(wctx); err != nil {
+			sendErr = errors.Join(sendErr, err)
+		}
 	}
+	for _, p := range timed {
+		a, err := p.wait(wctx)
+		if err != nil {
+			sendErr = errors.Join(sendErr, err)
+			continue
+		}
+		sends[a.Seq] = p.sent
+	}
+	cancel()
+	if d := last.Sub(first).Seconds(); len(timed) > 1 && d > 0 {
+		res.RatePerS = float64(len(timed)-1) / d
+	}
+	res.Broadcasts = len(sends)
 	replies, err := at.pool.ask(ctx, at.pool.each(func(int) order {
 		return order{Op: opLatency, Sends: sends, Timeout: int64(cfg.deliveryWait)}
 	}), cfg.deliveryWait+orderMargin)
@@ -273,7 +314,7 @@ func submitScores(ctx context.Context, base string, rm createdRoom, aspects []st
 			return fmt.Errorf("team lead %s: %w", t.ID, err)
 		}
 		for ai, a := range aspects {
-			_, _, err := lead.do(ctx, map[string]any{
+			_, err := lead.do(ctx, map[string]any{
 				"type": "submit", "aspect": a, "level": 1 + (ti+ai)%4,
 				"rationale": "We run this on a shared platform team; " + strings.Repeat("the evidence is in our runbooks and dashboards. ", 3),
 			})
@@ -301,10 +342,10 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 		return nil, fmt.Errorf("facilitator: %w", err)
 	}
 	defer fac.close()
-	if _, _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
+	if _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
 		return nil, err
 	}
-	a, _, err := fac.do(ctx, map[string]any{"type": "ask", "text": "Which aspect should we invest in next?"})
+	a, err := fac.do(ctx, map[string]any{"type": "ask", "text": "Which aspect should we invest in next?"})
 	if err != nil {
 		return nil, err
 	}

@@ -305,6 +305,8 @@ func (w *worker) dial(o order, idx int) (*attendee, time.Duration, error) {
 // refused (or its time is up).
 func (w *worker) vote(o order) reply {
 	as := w.snapshot()
+	// Attendees joined in any order; their votes go out in index order.
+	sort.Slice(as, func(i, j int) bool { return as[i].index < as[j].index })
 	for _, a := range as {
 		a.frames.Store(0) // frames per client count from the start of the storm
 	}
