@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/leveling/workshop/hub"
@@ -35,6 +36,7 @@ type redisNode struct {
 	client redis.UniversalClient
 	store  *hub.RedisStore
 	bus    *hub.RedisBus
+	reg    *prometheus.Registry // the hub's metrics
 	stop   sync.Once
 }
 
@@ -65,7 +67,8 @@ func startNode(t *testing.T, r *hubtest.Redis, prefix, name string, opts nodeOpt
 		opts.bus(&bcfg)
 	}
 	bus := hub.NewRedisBus(client, bcfg)
-	cfg := hub.Config{Store: store, Bus: bus, Logger: testLogger(), Instance: name}
+	reg := prometheus.NewRegistry()
+	cfg := hub.Config{Store: store, Bus: bus, Logger: testLogger(), Instance: name, Metrics: hub.NewMetrics(reg)}
 	if opts.hub != nil {
 		opts.hub(&cfg)
 	}
@@ -74,7 +77,7 @@ func startNode(t *testing.T, r *hubtest.Redis, prefix, name string, opts nodeOpt
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(hub.NewServer(h, hub.HTTPConfig{Logger: testLogger()}))
-	n := &redisNode{t: t, name: name, URL: srv.URL, hub: h, srv: srv, client: client, store: store, bus: bus}
+	n := &redisNode{t: t, name: name, URL: srv.URL, hub: h, srv: srv, client: client, store: store, bus: bus, reg: reg}
 	t.Cleanup(n.Stop)
 	return n
 }
@@ -122,6 +125,11 @@ func (n *redisNode) readyz(ctx context.Context) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// counter reads one of the instance's counters (summed over labels).
+func (n *redisNode) counter(name string) float64 {
+	return counterValue(n.t, n.reg, name)
 }
 
 // waitAll waits until every client has applied seq.
