@@ -851,3 +851,40 @@ func (c container) resolvePort(p any) int {
 	}
 	return 0
 }
+
+// TestHealthcheck runs the image's HEALTHCHECK command against a real
+// server: it finds the server from WORKSHOP_ADDR as the server does.
+func TestHealthcheck(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{":8080", "http://127.0.0.1:8080/healthz"},
+		{"0.0.0.0:8080", "http://127.0.0.1:8080/healthz"},
+		{"[::]:9000", "http://127.0.0.1:9000/healthz"},
+		{"10.1.2.3:8080", "http://10.1.2.3:8080/healthz"},
+		{"[::1]:8080", "http://[::1]:8080/healthz"},
+	} {
+		if got, err := probeURL(tc.addr, "/healthz"); err != nil || got != tc.want {
+			t.Errorf("probeURL(%q) = %q, %v; want %q", tc.addr, got, err, tc.want)
+		}
+	}
+	if _, err := probeURL("8080", "/healthz"); err == nil {
+		t.Error("probeURL(8080): want an error (no host:port)")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := startInProcess(t, ctx, map[string]string{"WORKSHOP_DATA_DIR": t.TempDir()})
+	addr := strings.TrimPrefix(base, "http://")
+	env := func(k string) string { return map[string]string{"WORKSHOP_ADDR": addr}[k] }
+	if err := healthcheck(ctx, nil, env, io.Discard); err != nil {
+		t.Errorf("healthcheck of a running server: %v", err)
+	}
+	if err := healthcheck(ctx, []string{"-path", readyPath}, env, io.Discard); err != nil {
+		t.Errorf("healthcheck -path %s: %v", readyPath, err)
+	}
+	if err := healthcheck(ctx, []string{"-path", "/nope"}, env, io.Discard); err == nil {
+		t.Error("healthcheck of a 404: want an error")
+	}
+	if err := healthcheck(ctx, []string{"-addr", freeAddr(t)}, env, io.Discard); err == nil {
+		t.Error("healthcheck with nothing listening: want an error")
+	}
+}

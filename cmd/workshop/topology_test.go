@@ -94,6 +94,12 @@ func testDrain(t *testing.T, front startFront) {
 	a := startInstance(t, ctx, bin, "workshop-1", env)
 	b := startInstance(t, ctx, bin, "workshop-2", env)
 	front(t, ctx, lbAddr, a, b)
+	// The image's HEALTHCHECK, as Docker runs it: the binary's own mode.
+	hc := exec.CommandContext(ctx, bin, "healthcheck")
+	hc.Env = []string{"WORKSHOP_ADDR=" + strings.TrimPrefix(a.base, "http://")}
+	if out, err := hc.CombinedOutput(); err != nil {
+		t.Errorf("workshop healthcheck: %v\n%s", err, out)
+	}
 
 	rm := createRoom(t, ctx, publicURL, []string{"Payments", "Search"})
 	if !strings.HasPrefix(rm.Links.Room, publicURL+"/") {
