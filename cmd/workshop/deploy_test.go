@@ -519,13 +519,20 @@ func checkEnv(t *testing.T, where string, env map[string]string) {
 	}
 }
 
-// shutdownBudget is the longest a stop can take: drain delay plus
-// shutdown grace (the binary's defaults where unset).
+// shutdownBudget is what the orchestrator's stop timeout must exceed: drain
+// delay plus shutdown grace (the binary's defaults where unset). The grace
+// already includes the delay (run waits out the delay under the grace's
+// timeout), so this is one delay more than needed: room for the process to
+// exit and for clock skew. A delay as long as the grace would leave no time
+// to move the clients.
 func shutdownBudget(t *testing.T, env map[string]string) time.Duration {
 	t.Helper()
 	cfg, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.drainDelay >= cfg.shutdownGrace/2 {
+		t.Errorf("drain delay %s leaves too little of the shutdown grace %s to move the clients", cfg.drainDelay, cfg.shutdownGrace)
 	}
 	return cfg.drainDelay + cfg.shutdownGrace
 }
