@@ -214,8 +214,14 @@ export class Conn {
     }
   }
 
-  // restart forgets the stop and connects again (a new identity, say).
-  restart() {
+  // restart forgets the stop and connects again. fresh also forgets the
+  // room (a new identity may see a different room: its own questions).
+  restart(fresh) {
+    if (fresh) {
+      this.state = null;
+      this.epoch = '';
+      this.seq = 0;
+    }
     this.stopped = false;
     this.attempt = 0;
     this.connectNow();

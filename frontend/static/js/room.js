@@ -103,7 +103,7 @@ function JoinForm() {
     }
     expired.value = false;
     joinName.value = n;
-    conn.restart();
+    conn.restart(true);
   };
   return html`
     <main class="narrow join">
