@@ -224,7 +224,7 @@ type tab struct {
 	name    string
 	ctx     context.Context
 	mu      sync.Mutex
-	console []string // exceptions and CSP violations: the test fails on any
+	console []string     // exceptions and CSP violations: the test fails on any
 	dialogs atomic.Int32 // alerts opened
 }
 
