@@ -47,6 +47,7 @@ const (
 	drainDelay    = 400 * time.Millisecond
 	shutdownGrace = 10 * time.Second
 	healthPoll    = 50 * time.Millisecond
+	healthTimeout = 500 * time.Millisecond // one poll; generous, a loaded machine is slow
 	sigtermAfter  = 250 * time.Millisecond // into the busy phase
 )
 
@@ -775,7 +776,7 @@ func (lb *balancer) healthLoop(stop <-chan struct{}) {
 	defer tick.Stop()
 	for {
 		for _, b := range lb.backends {
-			ctx, cancel := context.WithTimeout(context.Background(), healthPoll)
+			ctx, cancel := context.WithTimeout(context.Background(), healthTimeout)
 			b.ready.Store(httpStatus(ctx, b.inst.base+"/readyz") == http.StatusOK)
 			cancel()
 		}
