@@ -92,6 +92,7 @@ func TestScaleOutVoteRace(t *testing.T) {
 	for _, c := range clients[:seeds] {
 		r := do(t, ctx, c, map[string]any{"type": "ask", "text": "seed from " + c.Welcome().Name})
 		qids = append(qids, r.Result["question"].(string))
+		waitAll(t, ctx, r.Seq, clients...) // a voter upvotes what it has seen
 	}
 	voting := clients[seeds:]
 

@@ -212,13 +212,22 @@ func runScaledWorkshop(t *testing.T, ctx context.Context, nodes []*redisNode) {
 	public := append([]*hubtest.Client{presenter}, attendees...)
 	all := append([]*hubtest.Client{fac, fac2, lead1, lead1b, lead2}, public...)
 
+	// Each step waits until every client on every instance has it: a
+	// command is decided on its instance's state, which must include what
+	// its client has seen (a client only names what reached it).
+	step := func(c *hubtest.Client, cmd map[string]any) hubtest.Reply {
+		t.Helper()
+		r := do(t, ctx, c, cmd)
+		waitAll(t, ctx, r.Seq, all...)
+		return r
+	}
+
 	const secret1, secret2 = "RATIONALE-PAYMENTS-7f3a", "RATIONALE-SEARCH-91bc"
-	do(t, ctx, lead1, map[string]any{"type": "save_draft", "aspect": "investment", "level": 2, "rationale": "DRAFT-" + secret1})
-	do(t, ctx, lead1b, map[string]any{"type": "submit", "aspect": "investment", "level": 3, "rationale": secret1})
-	do(t, ctx, lead2, map[string]any{"type": "submit", "aspect": "investment", "level": 1, "rationale": secret2})
-	do(t, ctx, fac2, map[string]any{"type": "start"})
-	call := do(t, ctx, fac, map[string]any{"type": "call_turn"})
-	waitAll(t, ctx, call.Seq, all...)
+	step(lead1, map[string]any{"type": "save_draft", "aspect": "investment", "level": 2, "rationale": "DRAFT-" + secret1})
+	step(lead1b, map[string]any{"type": "submit", "aspect": "investment", "level": 3, "rationale": secret1})
+	step(lead2, map[string]any{"type": "submit", "aspect": "investment", "level": 1, "rationale": secret2})
+	step(fac2, map[string]any{"type": "start"})
+	step(fac, map[string]any{"type": "call_turn"})
 	// Before the reveal no public frame on any instance, and no frame to
 	// the other team or the facilitator, carries a level or a rationale.
 	for i, c := range public {
@@ -249,8 +258,7 @@ func runScaledWorkshop(t *testing.T, ctx context.Context, nodes []*redisNode) {
 		t.Fatalf("turn: got %+v, want team t1", st.Turn)
 	}
 
-	reveal := do(t, ctx, fac2, map[string]any{"type": "reveal", "team": "t1"})
-	waitAll(t, ctx, reveal.Seq, all...)
+	step(fac2, map[string]any{"type": "reveal", "team": "t1"})
 	for i, c := range all {
 		sc := c.State().Score("t1", "investment")
 		if sc == nil || !sc.Revealed || sc.Level != 3 || sc.Rationale != secret1 {
@@ -261,21 +269,19 @@ func runScaledWorkshop(t *testing.T, ctx context.Context, nodes []*redisNode) {
 		}
 	}
 
-	ask := do(t, ctx, attendees[0], map[string]any{"type": "ask", "text": "How do you fund the platform team?"})
+	ask := step(attendees[0], map[string]any{"type": "ask", "text": "How do you fund the platform team?"})
 	qid, _ := ask.Result["question"].(string)
 	if qid == "" {
 		t.Fatalf("ask result: %v", ask.Result)
 	}
 	// The upvotes come through instances other than the asker's.
-	do(t, ctx, attendees[1], map[string]any{"type": "upvote", "question": qid})
-	do(t, ctx, attendees[2], map[string]any{"type": "upvote", "question": qid})
+	step(attendees[1], map[string]any{"type": "upvote", "question": qid})
+	step(attendees[2], map[string]any{"type": "upvote", "question": qid})
 	if r, _ := attendees[2].Do(ctx, map[string]any{"type": "upvote", "question": qid}); r.Code != room.ECONFLICT {
 		t.Fatalf("second upvote: got %q, want conflict", r.Code)
 	}
-	do(t, ctx, fac2, map[string]any{"type": "highlight", "question": qid})
-	last := do(t, ctx, fac, map[string]any{"type": "answer", "question": qid, "on": true})
-
-	waitAll(t, ctx, last.Seq, all...)
+	step(fac2, map[string]any{"type": "highlight", "question": qid})
+	last := step(fac, map[string]any{"type": "answer", "question": qid, "on": true})
 	for i, c := range all {
 		st := c.State()
 		q, ok := st.Question(qid)
