@@ -322,7 +322,11 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			}
 			key := r.c.actor.Participant + "/" + r.id
 			if seq, ok := ra.state.Applied(key); ok {
-				acks = append(acks, pendingAck{r: r, seq: seq, result: ra.results[key]})
+				result := ra.results[key]
+				if result == nil {
+					result = ra.recoverResult(r.cmd.Type, seq)
+				}
+				acks = append(acks, pendingAck{r: r, seq: seq, result: result})
 				continue
 			}
 			cmd := r.cmd
@@ -450,6 +454,41 @@ func (ra *roomActor) prepare(cmd *room.Command) map[string]any {
 
 func teamIDAfter(s *room.State) string {
 	return "t" + strconv.Itoa(len(s.Teams)+1)
+}
+
+// recoverResult rebuilds the ack result of a command applied elsewhere
+// (another instance, or before a restart) from its last event. Keys are
+// never stored in plain text, so a retried add_team or rotate_keys is
+// acknowledged without them (PROTOCOL.md).
+func (ra *roomActor) recoverResult(typ string, seq uint64) map[string]any {
+	if typ != room.CmdAsk && typ != room.CmdAddTeam {
+		return nil
+	}
+	var ev *room.Event
+	for i := range ra.recent {
+		if ra.recent[i].Seq == seq {
+			ev = &ra.recent[i]
+			break
+		}
+	}
+	if ev == nil && seq > 0 {
+		ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+		evs, err := ra.h.store.Since(ctx, ra.id, seq-1)
+		cancel()
+		if err != nil || len(evs) == 0 || evs[0].Seq != seq {
+			return nil
+		}
+		ev = &evs[0]
+	}
+	switch {
+	case ev == nil:
+		return nil
+	case typ == room.CmdAsk && ev.Type == room.EvQuestionPosted:
+		return map[string]any{"question": ev.QuestionID}
+	case typ == room.CmdAddTeam && ev.Type == room.EvTeamAdded:
+		return map[string]any{"team": ev.Team}
+	}
+	return nil
 }
 
 func (ra *roomActor) remember(key string, result map[string]any) {
