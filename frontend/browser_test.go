@@ -314,6 +314,11 @@ func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+func (tb *tab) url() string {
+	tb.t.Helper()
+	return eval[string](tb, `location.href`)
+}
+
 func (tb *tab) navigate(url string) {
 	tb.t.Helper()
 	tb.do("navigate "+url, chromedp.Navigate(url))
@@ -437,6 +442,18 @@ func (tb *tab) shoot(name string) {
 		file := filepath.Join(dir, fmt.Sprintf("%s-%dx%d.png", name, vp.w, vp.h))
 		if err := os.WriteFile(file, buf, 0o644); err != nil {
 			tb.t.Fatal(err)
+		}
+		if vp.mobile {
+			// The whole page too: on a phone most of it is below the fold.
+			ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
+			buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			cancel()
+			if err != nil {
+				tb.fatalf("screenshot %s: %v", name, err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d-full.png", name, vp.w)), buf, 0o644); err != nil {
+				tb.t.Fatal(err)
+			}
 		}
 	}
 	tb.do("resize", chromedp.EmulateViewport(1280, 900))
@@ -741,6 +758,15 @@ func facilitatorControls(t *testing.T, fac, ana, ben *tab) {
 	fac.click(".links", "Add team")
 	fac.waitJS("the new team's link", `(() => { const i = document.querySelector('#link-new-team'); return i && i.value.includes('#key='); })()`)
 	ana.waitJS("the new team in the heatmap", `[...document.querySelectorAll('.heatmap tbody th')].some((th) => th.textContent === 'Identity')`)
+	// Removing an attendee closes their page for good, reload or not.
+	fac.waitJS("Ben's remove button", `(() => { const b = document.querySelector('button[aria-label="Remove Ben from the room"]'); if (!b) return false; b.click(); return true; })()`)
+	ben.waitJS("the removal shown", `document.querySelector('.conn[data-status="stopped"]') !== null && document.body.innerText.includes('removed from this room')`)
+	ben.navigate(ben.url())
+	ben.waitJS("still removed after a reload", `document.body.innerText.includes('removed from this room')`)
+	if eval[bool](ben, `document.querySelector('#join-name') !== null`) {
+		t.Error("a removed attendee is offered to join again")
+	}
+
 	fac.click(".phase-bar", "Wrap up")
 	ana.waitJS("the wrap-up", `[...document.querySelectorAll('h2')].some((h) => h.textContent === 'Wrap-up')`)
 	fac.click(".phase-bar", "Close room")

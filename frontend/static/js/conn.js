@@ -172,7 +172,10 @@ export class Conn {
   onClose(code, reason) {
     if (this.stopped) return;
     if (fatal[code]) {
-      this.stop(fatal[code]);
+      // A removed attendee who comes back is refused as unauthorized
+      // with a reason that says so.
+      const removed = code === 4003 || /removed/i.test(reason || '');
+      this.stop(removed ? fatal[4003] : fatal[code]);
       if (this.opts.onFatal) this.opts.onFatal(code, reason);
       return;
     }

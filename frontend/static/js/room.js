@@ -56,8 +56,8 @@ const conn = new Conn({
     }
     joinName.value = '';
   },
-  onFatal(code) {
-    if (code === 4001 && identity.value) {
+  onFatal(code, reason) {
+    if (code === 4001 && identity.value && !/removed/i.test(reason || '')) {
       // The stored identity is no longer accepted: pick a name again.
       saveIdentity(null);
       identity.value = null;
