@@ -274,15 +274,10 @@ func testDrain(t *testing.T, front startFront) {
 		}
 	}
 	t.Run("retried ask keeps its result on another instance", func(t *testing.T) {
-		// Known hub bug, reported: an instance answers a retried command
-		// from the room's record of applied commands (seq only); the ack's
-		// result (the new question's id) is kept per room actor, in memory,
-		// so the instance that did not decide the command answers without
-		// it. PROTOCOL.md promises the same ack on any instance. Skipped,
-		// not failed, so that the rest of make test stays meaningful; it
-		// passes once the hub keeps results with the room.
+		// The instance that did not decide the command rebuilds the ack's
+		// result (the new question's id) from the log.
 		if len(lostResults) > 0 {
-			t.Skipf("KNOWN HUB BUG (ack result lost on another instance):\n%s", strings.Join(lostResults, "\n"))
+			t.Errorf("ack result lost on another instance:\n%s", strings.Join(lostResults, "\n"))
 		}
 	})
 	fence := fac.must(ctx, &errs, map[string]any{"type": "set_note", "aspect": agenda[0], "text": "The end"})
