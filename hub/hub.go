@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/leveling/workshop/room"
@@ -118,7 +117,6 @@ type Hub struct {
 
 	publishQ  chan Message // heartbeats and presence, published off the actors
 	pubDone   chan struct{}
-	pubDrops  atomic.Int64
 	closeOnce sync.Once
 }
 
@@ -199,7 +197,7 @@ func (h *Hub) publishAsync(m Message) {
 	select {
 	case h.publishQ <- m:
 	default:
-		h.pubDrops.Add(1)
+		h.m.publishDrops.Inc()
 	}
 }
 

@@ -14,6 +14,7 @@ type Metrics struct {
 	deliveries     prometheus.Counter
 	slowCloses     prometheus.Counter
 	busErrors      prometheus.Counter
+	publishDrops   prometheus.Counter
 	busGaps        prometheus.Counter
 	busLagSeconds  prometheus.Histogram
 	storeErrors    prometheus.Counter
@@ -46,6 +47,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		busErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "workshop_bus_errors_total", Help: "Failed bus publishes (heartbeats, presence).",
 		}),
+		publishDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "workshop_bus_publish_drops_total", Help: "Heartbeats and presence messages dropped because the publish queue was full (the next heartbeat repeats them).",
+		}),
 		busGaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "workshop_bus_gaps_total", Help: "Gaps in a room's sequence noticed on the bus and filled from the store.",
 		}),
@@ -62,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.rooms, m.commands, m.fanoutSeconds, m.deliveries,
-			m.slowCloses, m.busErrors, m.busGaps, m.busLagSeconds, m.storeErrors, m.appendConflict)
+			m.slowCloses, m.busErrors, m.publishDrops, m.busGaps, m.busLagSeconds, m.storeErrors, m.appendConflict)
 	}
 	return m
 }

@@ -78,13 +78,29 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		return def
 	}
+	// A malformed environment value is an error, not a silent default:
+	// an operator who set it meant something.
+	var envErrs []error
 	envDur := func(name string, def time.Duration) time.Duration {
-		if d, err := time.ParseDuration(getenv(name)); err == nil {
-			return d
+		v := getenv(name)
+		if v == "" {
+			return def
 		}
-		return def
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			envErrs = append(envErrs, fmt.Errorf("%s: want a duration such as 15s, got %q", name, v))
+			return def
+		}
+		return d
 	}
-	envBool, _ := strconv.ParseBool(getenv("WORKSHOP_PPROF"))
+	envBool := false
+	if v := getenv("WORKSHOP_PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("WORKSHOP_PPROF: want true or false, got %q", v))
+		}
+		envBool = b
+	}
 	fs.StringVar(&c.addr, "addr", env("WORKSHOP_ADDR", ":8080"), "listen address (WORKSHOP_ADDR)")
 	fs.StringVar(&c.dataDir, "data-dir", env("WORKSHOP_DATA_DIR", "./data"), "embedded store directory, used without Redis (WORKSHOP_DATA_DIR)")
 	fs.StringVar(&c.redisURL, "redis-url", env("WORKSHOP_REDIS_URL", ""), "redis://host:port/db; set: Redis store and bus; unset: embedded (WORKSHOP_REDIS_URL)")
@@ -102,8 +118,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	fs.Float64Var(&c.limitScale, "limit-scale", envScale, "multiply every per-address rate limit, e.g. 10 for a load test from one machine (WORKSHOP_LIMIT_SCALE)")
 	fs.BoolVar(&c.pprof, "pprof", envBool, "serve /debug/pprof/ (WORKSHOP_PPROF)")
+	if err := errors.Join(envErrs...); err != nil {
+		return c, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.drainDelay >= c.shutdownGrace {
+		return c, fmt.Errorf("drain-delay (%s) must be shorter than shutdown-grace (%s)", c.drainDelay, c.shutdownGrace)
 	}
 	if c.limitScale <= 0 {
 		return c, fmt.Errorf("limit-scale must be positive, got %v", c.limitScale)

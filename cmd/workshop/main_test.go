@@ -24,7 +24,15 @@ func TestParseConfig(t *testing.T) {
 	if err != nil || c.addr != "127.0.0.1:1" {
 		t.Fatalf("flag over env: got %q, %v", c.addr, err)
 	}
-	for _, bad := range [][]string{{"-nope"}, {"extra"}, {"-shutdown-grace", "soon"}} {
+	for _, badEnv := range []map[string]string{
+		{"WORKSHOP_SHUTDOWN_GRACE": "25"}, {"WORKSHOP_DRAIN_DELAY": "-1s"}, {"WORKSHOP_PPROF": "maybe"},
+		{"WORKSHOP_LIMIT_SCALE": "lots"}, {"WORKSHOP_DRAIN_DELAY": "20s"},
+	} {
+		if _, err := parseConfig(nil, func(k string) string { return badEnv[k] }, io.Discard); err == nil {
+			t.Errorf("parseConfig with %v: want an error", badEnv)
+		}
+	}
+	for _, bad := range [][]string{{"-nope"}, {"extra"}, {"-shutdown-grace", "soon"}, {"-drain-delay", "1m"}} {
 		if _, err := parseConfig(bad, getenv, io.Discard); err == nil {
 			t.Errorf("parseConfig(%v): want an error", bad)
 		}
