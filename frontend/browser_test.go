@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 )
 
 // Timeouts of the browser tests, from the whole test down to one wait.
@@ -885,4 +886,152 @@ func checkExport(t *testing.T, tb *tab, label, ext, want string) {
 	}
 	entries, _ := os.ReadDir(dir)
 	t.Fatalf("no %s download containing %q in %s (%d files)", ext, want, dir, len(entries))
+}
+
+// TestPresenterFitsProjector fills a room with many teams and revealed
+// scores through the API and checks that the presenter screen still shows
+// everything on one 1920x1080 screen, and the heatmap on a phone.
+func TestPresenterFitsProjector(t *testing.T) {
+	needBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	srv := newServer(t)
+	srv.start()
+
+	teams := []string{"Payments", "Search", "Identity", "Checkout", "Data platform", "Mobile", "Messaging", "Observability", "Security", "Developer experience"}
+	rm := createRoom(t, srv.url(), map[string]any{"title": "Ten teams, one screen", "teams": teams})
+	for i, tm := range rm.Teams {
+		ws := dialRoom(t, ctx, srv, rm.ID, map[string]any{"key": tm.Key})
+		for j, aspect := range []string{"investment", "adoption", "interfaces", "operations", "measurement"} {
+			command(t, ctx, ws, map[string]any{"type": "submit", "aspect": aspect, "level": 1 + (i+j)%4, "rationale": "because"})
+		}
+		ws.Close(websocket.StatusNormalClosure, "")
+	}
+	fac := dialRoom(t, ctx, srv, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+	command(t, ctx, fac, map[string]any{"type": "start"})
+	command(t, ctx, fac, map[string]any{"type": "call_turn"})
+	for _, aspect := range []string{"investment", "adoption", "interfaces", "operations", "measurement"} {
+		command(t, ctx, fac, map[string]any{"type": "reveal", "aspect": aspect})
+	}
+	q := command(t, ctx, fac, map[string]any{"type": "ask", "text": "What would it take for the platform to be the obvious choice for a new service, without any mandate?"})
+	command(t, ctx, fac, map[string]any{"type": "highlight", "question": q["question"]})
+	fac.Close(websocket.StatusNormalClosure, "")
+
+	bctx := newBrowser(t, ctx)
+	pres := newTab(t, bctx, "presenter")
+	defer pres.checkConsole()
+	pres.navigate(srv.url() + "/presenter/" + rm.ID + "#key=" + rm.PresenterKey)
+	pres.live()
+	pres.waitJS("fifty revealed cells", `document.querySelectorAll('.heatmap td .chip').length === 50`)
+	pres.shoot("presenter-10-teams")
+	pres.do("projector size", chromedp.EmulateViewport(1920, 1080), chromedp.Sleep(300*time.Millisecond))
+	clipped := eval[[]string](pres, `(() => {
+		const out = [];
+		for (const sel of ['.pres-now', '.heatmap tfoot', '.join-code', '.pres-question-meta', '.turn [role="timer"]']) {
+			const e = document.querySelector(sel);
+			if (!e) { out.push(sel + ' missing'); continue; }
+			const r = e.getBoundingClientRect();
+			if (r.bottom > innerHeight || r.right > innerWidth) out.push(sel + ' ends at ' + Math.round(r.right) + 'x' + Math.round(r.bottom));
+		}
+		return out;
+	})()`)
+	if len(clipped) > 0 {
+		t.Errorf("presenter at 1920x1080 with %d teams cuts off: %s", len(teams), strings.Join(clipped, "; "))
+	}
+}
+
+// roomCreated is the answer of POST /api/rooms, as far as the tests need.
+type roomCreated struct {
+	ID             string `json:"id"`
+	FacilitatorKey string `json:"facilitatorKey"`
+	PresenterKey   string `json:"presenterKey"`
+	Teams          []struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	} `json:"teams"`
+}
+
+func createRoom(t *testing.T, base string, body map[string]any) roomCreated {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	res, err := http.Post(base+"/api/rooms", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var rm roomCreated
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("create room: %s", res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&rm); err != nil {
+		t.Fatal(err)
+	}
+	return rm
+}
+
+// dialRoom opens a WebSocket to the room and says hello; it returns once
+// the welcome has come.
+func dialRoom(t *testing.T, ctx context.Context, srv *server, id string, hello map[string]any) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.Dial(ctx, "ws://"+srv.addr+"/api/rooms/"+id+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(1 << 22)
+	t.Cleanup(func() { ws.CloseNow() })
+	hello["type"] = "hello"
+	b, _ := json.Marshal(hello)
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, ctx, ws, func(m map[string]any) bool { return m["type"] == "welcome" })
+	return ws
+}
+
+var commandSeq atomic.Int64
+
+// command sends a command and waits for its ack; it answers the ack's
+// result.
+func command(t *testing.T, ctx context.Context, ws *websocket.Conn, cmd map[string]any) map[string]any {
+	t.Helper()
+	id := fmt.Sprintf("t-%d", commandSeq.Add(1))
+	cmd["id"] = id
+	b, _ := json.Marshal(cmd)
+	if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+	var result map[string]any
+	readUntil(t, ctx, ws, func(m map[string]any) bool {
+		if m["id"] != id {
+			return false
+		}
+		if m["type"] == "error" {
+			t.Fatalf("%v: %v", cmd, m)
+		}
+		result, _ = m["result"].(map[string]any)
+		return m["type"] == "ack"
+	})
+	return result
+}
+
+func readUntil(t *testing.T, ctx context.Context, ws *websocket.Conn, done func(map[string]any) bool) {
+	t.Helper()
+	for {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatalf("decode %s: %v", line, err)
+			}
+			if done(m) {
+				return
+			}
+		}
+	}
 }

@@ -62,7 +62,7 @@ function Screen() {
         ${phaseText && room.aspect && html`<p class="pres-phase">${phaseText}</p>`}
         <${TurnBox} conn=${conn} room=${room} big />
       </section>
-      <section class="pres-map">
+      <section class="pres-map" style=${{ '--rows': String(room.teams.length) }}>
         <${Heatmap} room=${room} current=${room.aspect} big conn=${conn} />
       </section>
       <aside class="pres-side">
