@@ -7,11 +7,19 @@ package hub
 // whole server over real connections.
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/leveling/workshop/room"
 )
 
@@ -218,4 +226,107 @@ func BenchmarkDecideApply(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkFanoutLoopback sends one reveal to n attendees connected over
+// real loopback WebSockets (server and clients in this process) and waits
+// until every one has read it: the whole write path of a reveal, from
+// the actor's fan-out through the queues, the write loops and the
+// kernel, to the clients' reads. ns/op is one complete broadcast.
+func BenchmarkFanoutLoopback(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			bus := NewLocalBus()
+			store, err := OpenBoltStore(b.TempDir(), bus)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer store.Close()
+			h, err := New(Config{Store: store, Bus: bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := httptest.NewServer(NewServer(h, HTTPConfig{}))
+			defer srv.Close()
+			defer func() {
+				sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer scancel()
+				_ = h.Shutdown(sctx)
+			}()
+			rm, err := h.CreateRoom(ctx, CreateRequest{Title: "bench", Teams: []string{"Payments"}}, srv.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/rooms/" + rm.ID + "/ws"
+			var received atomic.Int64 // events messages read by all clients
+			conns := make([]*websocket.Conn, n)
+			for i := range conns {
+				conns[i] = benchDial(ctx, b, url, i)
+			}
+			for _, conn := range conns {
+				go func() {
+					for {
+						_, data, err := conn.Read(context.Background())
+						if err != nil {
+							return
+						}
+						received.Add(int64(bytes.Count(data, []byte(`{"type":"events"`))))
+					}
+				}()
+			}
+			defer func() {
+				for _, c := range conns {
+					c.CloseNow()
+				}
+			}()
+			h.mu.Lock()
+			ra := h.rooms[rm.ID]
+			h.mu.Unlock()
+			var evs []room.Event
+			if err := ra.call(ctx, func() {
+				evs = benchEvents(b, ra.state, room.FacilitatorActor(), room.Command{Type: room.CmdStart})
+			}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			var want int64
+			for b.Loop() {
+				if err := ra.call(ctx, func() { ra.fanout(evs) }); err != nil {
+					b.Fatal(err)
+				}
+				want += int64(n)
+				for received.Load() < want {
+					if ctx.Err() != nil {
+						b.Fatalf("received %d of %d", received.Load(), want)
+					}
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+			b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// benchDial connects attendee i and reads until its snapshot.
+func benchDial(ctx context.Context, b *testing.B, url string, i int) *websocket.Conn {
+	b.Helper()
+	conn, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn.SetReadLimit(1 << 20)
+	if err := conn.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","name":"a`+strconv.Itoa(i)+`"}`)); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		_, data, err := conn.Read(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(`{"type":"snapshot"`)) {
+			return conn
+		}
+	}
 }

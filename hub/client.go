@@ -105,6 +105,14 @@ func (c *Client) close(code websocket.StatusCode, reason string) {
 // is too slow) and sends the close frame.
 func (c *Client) writeLoop() {
 	defer func() { c.conn.Close(c.closeCode, c.closeReason) }()
+	// The write deadline is one timer per client, armed around each
+	// write: when a write outlasts WriteTimeout the timer drops the
+	// connection, which ends the write with an error. A context per write
+	// cost an allocation, a timer and a registration on the hub's context
+	// (shared by every client, behind one mutex) for every frame.
+	deadline := time.AfterFunc(c.h.cfg.WriteTimeout, func() { c.conn.CloseNow() })
+	deadline.Stop()
+	defer deadline.Stop()
 	buf := make([]byte, 0, 4096)
 	for {
 		select {
@@ -128,9 +136,9 @@ func (c *Client) writeLoop() {
 					break batch
 				}
 			}
-			ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.WriteTimeout)
-			err := c.conn.Write(ctx, websocket.MessageText, buf)
-			cancel()
+			deadline.Reset(c.h.cfg.WriteTimeout)
+			err := c.conn.Write(context.Background(), websocket.MessageText, buf)
+			deadline.Stop()
 			if err != nil {
 				c.close(statusInternal, "write failed")
 				return
