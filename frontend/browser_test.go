@@ -330,9 +330,24 @@ func (tb *tab) waitJS(what, expr string) {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, waitTimeout)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout))); err != nil {
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(waitTimeout)))
+		if err == nil {
+			return
+		}
+		// A navigation (a redirect, a reload) ends the poll in the old
+		// document: poll again in the new one.
+		if ctx.Err() == nil && navigated(err) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		tb.fatalf("waiting for %s (%s): %v", what, expr, err)
 	}
+}
+
+func navigated(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "navigated") || strings.Contains(s, "context was destroyed") || strings.Contains(s, "Cannot find context")
 }
 
 // eval evaluates a JavaScript expression and decodes its value into T.
@@ -522,18 +537,28 @@ func TestWorkshopFlow(t *testing.T) {
 	fac.live()
 	team.navigate(links.Team1)
 	team.live()
-	ana.navigate(links.Join) // the short link redirects to the room
+	// Ana types the code on the home page (a wrong one first, then the
+	// right one in lower case with a dash); Ben follows the short link.
+	code := links.Join[strings.LastIndex(links.Join, "/")+1:]
+	ana.navigate(base + "/")
+	ana.typeInto("#join-code", "ZZZZ-ZZZZ")
+	ana.click(".join-card", "Join")
+	ana.waitJS("the unknown code refused", `document.querySelector('#join-code-err').textContent.includes('No workshop with this code')`)
+	eval[bool](ana, `(() => { const i = document.querySelector('#join-code'); i.value = ''; i.dispatchEvent(new Event('input', {bubbles: true})); return true; })()`)
+	ana.typeInto("#join-code", strings.ToLower(code[:4]+"-"+code[4:]))
+	ana.click(".join-card", "Join")
+	ana.waitJS("the room's join form", `document.querySelector('#join-name') !== null`)
 	ana.typeInto("#join-name", "Ana")
 	ana.click("form", "Join")
 	ana.live()
 	roomURL := eval[string](ana, `location.href`)
 	if !strings.Contains(roomURL, "/room/") {
-		t.Fatalf("join link led to %s", roomURL)
+		t.Fatalf("the code led to %s", roomURL)
 	}
 	// Ben's clock is seven minutes fast: longer than a turn, so only the
 	// ping/pong offset keeps his countdown in step with everyone else's.
 	skewClock(ben, 7*time.Minute)
-	ben.navigate(roomURL)
+	ben.navigate(links.Join) // the short link redirects to the room
 	if skew := eval[float64](ben, `Date.now() - new Date().getTime()`); skew < 6*60e3 {
 		t.Fatalf("the clock skew did not take: %v ms", skew)
 	}
