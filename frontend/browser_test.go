@@ -431,6 +431,59 @@ const overflowJS = `(() => {
 	return out;
 })()`
 
+// unlabelledJS lists form controls, buttons, links and images that a
+// screen reader could not name.
+const unlabelledJS = `(() => {
+	const out = [];
+	const named = (el) => {
+		if (el.getAttribute('aria-label') || el.getAttribute('aria-labelledby')) return true;
+		if (el.tagName === 'IMG') return el.getAttribute('alt') !== null;
+		if (el.tagName === 'BUTTON' || el.tagName === 'A') return el.textContent.trim() !== '';
+		if (el.id && document.querySelector('label[for="' + el.id + '"]')) return true;
+		return el.closest('label') !== null;
+	};
+	for (const el of document.querySelectorAll('input, select, textarea, button, a[href], img')) {
+		if (!named(el)) out.push(el.outerHTML.slice(0, 80));
+	}
+	return out;
+})()`
+
+// contrastJS lists visible text whose colour against its background is
+// below WCAG AA: 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold).
+// Disabled controls are exempt, as WCAG says.
+const contrastJS = `(() => {
+	const parse = (c) => { const m = c.match(/[\d.]+/g); return m ? m.map(Number) : [0, 0, 0, 0]; };
+	const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+	const bgOf = (el) => {
+		for (let e = el; e; e = e.parentElement) {
+			const c = parse(getComputedStyle(e).backgroundColor);
+			if (c.length < 4 || c[3] > 0.5) return c;
+		}
+		return [255, 255, 255];
+	};
+	const out = [];
+	const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	const seen = new Set();
+	for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+		const el = n.parentElement;
+		if (!el || seen.has(el) || !n.textContent.trim()) continue;
+		seen.add(el);
+		if (el.closest('[disabled], .visually-hidden, [aria-hidden="true"]')) continue;
+		const r = el.getBoundingClientRect();
+		if (r.width === 0 || r.height === 0) continue;
+		const st = getComputedStyle(el);
+		if (st.visibility === 'hidden' || parseFloat(st.opacity) < 1) continue;
+		const fg = parse(st.color), bg = bgOf(el);
+		const a = lum(fg), b = lum(bg);
+		const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+		const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+		const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+		if (ratio < need) out.push(JSON.stringify(n.textContent.trim().slice(0, 30)) + ' ' + ratio.toFixed(2) + ' (' + st.color + ' on rgb(' + bg.slice(0, 3).join(',') + '))');
+		if (out.length >= 10) break;
+	}
+	return out;
+})()`
+
 // shoot captures the page at each viewport into /screenshots at the repo
 // root (ignored by git), then goes back to the working size.
 func (tb *tab) shoot(name string) {
@@ -440,6 +493,12 @@ func (tb *tab) shoot(name string) {
 		tb.t.Fatal(err)
 	}
 	eval[bool](tb, `(() => { if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); return true; })()`)
+	if bad := eval[[]string](tb, unlabelledJS); len(bad) > 0 {
+		tb.t.Errorf("%s: controls without an accessible name: %s", name, strings.Join(bad, "; "))
+	}
+	if bad := eval[[]string](tb, contrastJS); len(bad) > 0 {
+		tb.t.Errorf("%s: text below WCAG AA contrast: %s", name, strings.Join(bad, "; "))
+	}
 	for _, vp := range viewports {
 		opts := []chromedp.EmulateViewportOption{}
 		if vp.mobile {
