@@ -54,7 +54,15 @@ type Client struct {
 	class  string
 	keyGen int // key generation for key-based roles, -1 for attendees
 
-	send      chan []byte   // queued frames; the write loop drains it
+	// The send queue: frames for the write loop, at most SendQueue of
+	// them. A slice that grows with the backlog rather than a channel
+	// sized for the worst case: an idle client holds no queue (a channel
+	// of 512 frames took 12 KiB per connection), and the write loop takes
+	// the whole backlog at once instead of one receive per frame.
+	qmu   sync.Mutex
+	queue [][]byte      // guarded by qmu
+	wake  chan struct{} // capacity 1: signalled when the queue stops being empty
+
 	done      chan struct{} // closed by close: the write loop stops
 	closeOnce sync.Once
 	// closeCode and closeReason are set once, before done is closed; the
@@ -71,12 +79,46 @@ func (c *Client) enqueue(b []byte) {
 		return
 	default:
 	}
-	select {
-	case c.send <- b:
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= c.h.cfg.SendQueue {
+		c.qmu.Unlock()
 		c.h.m.slowCloses.Inc()
 		c.close(statusTooSlow, "too slow")
+		return
 	}
+	c.queue = append(c.queue, b)
+	first := len(c.queue) == 1
+	c.qmu.Unlock()
+	if first {
+		select {
+		case c.wake <- struct{}{}:
+		default: // already signalled
+		}
+	}
+}
+
+// take empties the queue and returns what was in it.
+func (c *Client) take() [][]byte {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	q := c.queue
+	c.queue = nil
+	return q
+}
+
+// giveBack offers a written batch's slice as the next queue, so a steady
+// stream of frames does not allocate a queue per batch; a large one is
+// left to the collector, since an idle client should hold no backlog.
+func (c *Client) giveBack(q [][]byte) {
+	if cap(q) > 16 {
+		return
+	}
+	clear(q)
+	c.qmu.Lock()
+	if c.queue == nil {
+		c.queue = q[:0]
+	}
+	c.qmu.Unlock()
 }
 
 func (c *Client) sendError(id string, err error) {
@@ -100,7 +142,8 @@ func (c *Client) close(code websocket.StatusCode, reason string) {
 }
 
 // writeLoop writes queued frames, joining whatever is queued into one
-// WebSocket message (frames separated by newlines) up to maxFrameBytes.
+// WebSocket message (frames separated by newlines) up to maxFrameBytes
+// (writeFrames).
 // When the client is closed it flushes what is queued (unless the client
 // is too slow) and sends the close frame.
 func (c *Client) writeLoop() {
@@ -113,7 +156,6 @@ func (c *Client) writeLoop() {
 	deadline := time.AfterFunc(c.h.cfg.WriteTimeout, func() { c.conn.CloseNow() })
 	deadline.Stop()
 	defer deadline.Stop()
-	buf := make([]byte, 0, 4096)
 	for {
 		select {
 		case <-c.done:
@@ -121,56 +163,57 @@ func (c *Client) writeLoop() {
 			// committed, the events that explain the close) before the
 			// close frame; a client closed as too slow gets nothing more.
 			if c.closeCode != statusTooSlow {
-				c.flush(buf)
+				_ = c.writeFrames(c.take(), deadline)
 			}
 			return
-		case b := <-c.send:
-			buf = append(buf[:0], b...)
-		batch:
-			for len(buf) < maxFrameBytes {
-				select {
-				case b := <-c.send:
-					buf = append(buf, '\n')
-					buf = append(buf, b...)
-				default:
-					break batch
-				}
-			}
-			deadline.Reset(c.h.cfg.WriteTimeout)
-			err := c.conn.Write(context.Background(), websocket.MessageText, buf)
-			deadline.Stop()
-			if err != nil {
-				c.close(statusInternal, "write failed")
-				return
-			}
-			if cap(buf) > 64<<10 {
-				buf = make([]byte, 0, 4096) // do not keep a burst's buffer per idle client
-			}
+		case <-c.wake:
 		}
+		frames := c.take()
+		if err := c.writeFrames(frames, deadline); err != nil {
+			c.close(statusInternal, "write failed")
+			return
+		}
+		c.giveBack(frames)
 	}
 }
 
-// flush writes whatever is still queued, once, within the write timeout.
-func (c *Client) flush(buf []byte) {
-	buf = buf[:0]
-	for {
-		select {
-		case b := <-c.send:
-			if len(buf) > 0 {
+// batchBuffers join several queued frames into one message. Pooled: only
+// a client with a backlog needs one, and only while it writes.
+var batchBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledBatch is the largest batch buffer kept for reuse; a burst's
+// bigger one is left to the collector.
+const maxPooledBatch = 64 << 10
+
+// writeFrames writes frames in as few WebSocket messages as it can: a
+// lone frame as it is (the bytes shared by every client, never copied),
+// several joined by newlines until a message reaches maxFrameBytes. Each
+// write is bounded by the deadline timer.
+func (c *Client) writeFrames(frames [][]byte, deadline *time.Timer) error {
+	for len(frames) > 0 {
+		msg, n := frames[0], 1
+		var bp *[]byte
+		if len(frames) > 1 && len(msg) < maxFrameBytes {
+			bp = batchBuffers.Get().(*[]byte)
+			buf := append((*bp)[:0], msg...)
+			for ; n < len(frames) && len(buf) < maxFrameBytes; n++ {
 				buf = append(buf, '\n')
+				buf = append(buf, frames[n]...)
 			}
-			buf = append(buf, b...)
-			continue
-		default:
+			msg, *bp = buf, buf
 		}
-		break
+		deadline.Reset(c.h.cfg.WriteTimeout)
+		err := c.conn.Write(context.Background(), websocket.MessageText, msg)
+		deadline.Stop()
+		if bp != nil && cap(*bp) <= maxPooledBatch {
+			batchBuffers.Put(bp)
+		}
+		if err != nil {
+			return err
+		}
+		frames = frames[n:]
 	}
-	if len(buf) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.h.cfg.WriteTimeout)
-	defer cancel()
-	_ = c.conn.Write(ctx, websocket.MessageText, buf)
+	return nil
 }
 
 // serveWS runs one WebSocket connection from upgrade to close.
@@ -195,7 +238,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 		return // Accept has answered the request
 	}
 	conn.SetReadLimit(int64(h.cfg.Limits.MaxFrameBytes))
-	c := &Client{h: h, conn: conn, addr: addr, send: make(chan []byte, h.cfg.SendQueue), done: make(chan struct{})}
+	c := &Client{h: h, conn: conn, addr: addr, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	// Until the write loop runs, closing is direct.
 	closeNow := func(code websocket.StatusCode, reason string) {
 		c.close(code, reason)
