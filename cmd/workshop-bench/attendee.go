@@ -106,7 +106,10 @@ func (a *attendee) readLoop() {
 	defer close(a.dead)
 	var buf bytes.Buffer
 	for {
-		_, r, err := a.conn.Reader(w.ctx)
+		// No context: a cancellable one would cost a registration per
+		// message on a context shared by thousands of read loops. The
+		// worker ends connections by closing them.
+		_, r, err := a.conn.Reader(context.Background())
 		if err == nil {
 			buf.Reset()
 			_, err = buf.ReadFrom(r)

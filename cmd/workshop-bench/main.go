@@ -86,6 +86,7 @@ type config struct {
 	timeout      time.Duration
 	json         bool
 	allowRemote  bool
+	workerProf   string
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -109,6 +110,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.timeout, "timeout", defaultRunTime, "the whole run stops after this")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON instead of a table")
 	fs.BoolVar(&c.allowRemote, "allow-remote", false, "accept server URLs that are not loopback addresses")
+	fs.StringVar(&c.workerProf, "worker-cpuprofile", "", "write each worker's CPU profile into this directory (what the load generator costs)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

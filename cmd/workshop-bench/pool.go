@@ -39,7 +39,7 @@ type workerProc struct {
 
 // startPool starts enough workers for total attendees, at most perWorker
 // each, spread evenly. They live at most lifetime.
-func startPool(total, perWorker int, lifetime time.Duration, stderr io.Writer) (*pool, error) {
+func startPool(total, perWorker int, lifetime time.Duration, profileDir string, stderr io.Writer) (*pool, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable for workers: %w", err)
@@ -52,7 +52,7 @@ func startPool(total, perWorker int, lifetime time.Duration, stderr io.Writer) (
 		if i < total%n {
 			count++
 		}
-		wp, err := startWorker(exe, lifetime, stderr)
+		wp, err := startWorker(exe, lifetime, profileDir, stderr)
 		if err != nil {
 			p.stop()
 			return nil, fmt.Errorf("start worker %d: %w", i, err)
@@ -65,11 +65,14 @@ func startPool(total, perWorker int, lifetime time.Duration, stderr io.Writer) (
 	return p, nil
 }
 
-func startWorker(exe string, lifetime time.Duration, stderr io.Writer) (*workerProc, error) {
+func startWorker(exe string, lifetime time.Duration, profileDir string, stderr io.Writer) (*workerProc, error) {
 	// Not CommandContext: the pool stops its workers itself, politely
 	// first, so that the server sees normal closes.
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), workerEnv+"="+lifetime.String())
+	if profileDir != "" {
+		cmd.Env = append(cmd.Env, workerProfileEnv+"="+profileDir)
+	}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

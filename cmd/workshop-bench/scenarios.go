@@ -48,7 +48,7 @@ type attendees struct {
 // over window (0: as fast as the workers may). The caller stops the pool.
 func (b *bench) join(ctx context.Context, name, roomID string, n int, window time.Duration, record bool) (*attendees, error) {
 	lifetime := time.Until(deadlineOf(ctx)) + workerStopTimeout
-	p, err := startPool(n, b.cfg.perWorker, lifetime, b.log)
+	p, err := startPool(n, b.cfg.perWorker, lifetime, b.cfg.workerProf, b.log)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +27,11 @@ import (
 // worker's lifetime (a Go duration), after which it exits whatever happens,
 // so that no worker outlives a coordinator that died.
 const workerEnv = "WORKSHOP_BENCH_WORKER"
+
+// workerProfileEnv, when set, names a directory where each worker writes
+// its CPU profile (worker-PID.pprof), to see what the load generator
+// itself costs.
+const workerProfileEnv = "WORKSHOP_BENCH_WORKER_CPUPROFILE"
 
 // Limits and periods of a worker, each in its unit.
 const (
@@ -56,6 +63,14 @@ func workerMain(lifetime string, stdin io.Reader, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "workshop-bench worker: lifetime over, exiting")
 		os.Exit(3)
 	})
+	if dir := os.Getenv(workerProfileEnv); dir != "" {
+		stop, err := startCPUProfile(dir)
+		if err != nil {
+			fmt.Fprintln(stderr, "workshop-bench worker:", err)
+			return 2
+		}
+		defer stop()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &worker{ctx: ctx, enc: json.NewEncoder(stdout), clients: map[string]*http.Client{}, closeReasons: map[string]int{}}
@@ -474,6 +489,19 @@ func (w *worker) closeAll() {
 		}
 	}
 	w.connected.Store(0)
+}
+
+// startCPUProfile profiles this process into dir until stop is called.
+func startCPUProfile(dir string) (stop func(), err error) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("worker-%d.pprof", os.Getpid())))
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // sleepUntil waits for t; false if ctx ended first.
