@@ -235,7 +235,7 @@ export function spreadOf(room, aspect) {
 }
 
 // Heatmap is the teams x aspects matrix of revealed scores.
-export function Heatmap({ room, current, caption = 'Scores revealed so far', big, conn }) {
+export function Heatmap({ room, current, caption = 'Scores revealed so far', big, conn, mine }) {
   const fresh = conn ? conn.fresh.value : {};
   const aspects = room.agenda.map((id) => aspectOf(room.model, id)).filter(Boolean);
   return html`
@@ -251,8 +251,8 @@ export function Heatmap({ room, current, caption = 'Scores revealed so far', big
         </thead>
         <tbody>
           ${room.teams.map((t) => html`
-            <tr key=${t.id}>
-              <th scope="row">${t.name}</th>
+            <tr key=${t.id} class=${t.id === mine ? 'row-mine' : ''}>
+              <th scope="row">${t.name}${t.id === mine ? html` <span class="badge">you</span>` : ''}</th>
               ${aspects.map((a) => {
                 const s = room.scores[t.id] && room.scores[t.id][a.id];
                 const cls = [a.id === current && 'col-current', fresh[`${t.id}/${a.id}`] && 'cell-new'].filter(Boolean).join(' ');

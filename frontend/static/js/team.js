@@ -239,7 +239,7 @@ function TeamView() {
             <h2>Revealed for this aspect</h2>
             <${Reveals} conn=${conn} room=${room} aspect=${room.aspect} />
           </section>`}
-        <section class="card"><${Heatmap} room=${room} current=${room.aspect} /></section>
+        <section class="card"><${Heatmap} room=${room} current=${room.aspect} conn=${conn} mine=${team} /></section>
         <${QA} conn=${conn} room=${room} me=${me} />
         <${Hands} conn=${conn} room=${room} me=${me} />
       </div>
