@@ -69,7 +69,12 @@ func runTests(m *testing.M) int {
 }
 
 func findChromium() string {
+	// CHROMIUM names another browser binary; one that does not exist
+	// counts as no browser.
 	if p := os.Getenv("CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
 		return p
 	}
 	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
