@@ -115,7 +115,7 @@ func TestScaleOutRedisRestart(t *testing.T) {
 	// The commands go out a few milliseconds apart; Redis is killed once
 	// a quarter of them are acknowledged.
 	var mu sync.Mutex
-	acked := map[int]bool{}
+	acked := map[int]hubtest.Reply{}
 	enough, killed := make(chan struct{}), make(chan struct{})
 	var enoughOnce sync.Once
 	go func() {
@@ -135,13 +135,15 @@ func TestScaleOutRedisRestart(t *testing.T) {
 			switch {
 			case err == nil && r.OK():
 				mu.Lock()
-				acked[i] = true
+				acked[i] = r
 				n := len(acked)
 				mu.Unlock()
 				if n >= len(burst)/4 {
 					enoughOnce.Do(func() { close(enough) })
 				}
-			case err == nil && r.Code != room.EUNAVAILABLE:
+			case err != nil:
+				t.Errorf("burst %s: no answer on an open connection: %v", s.text, err)
+			case r.Code != room.EUNAVAILABLE:
 				t.Errorf("burst %s: %s %s, want an ack or unavailable", s.text, r.Code, r.Message)
 			}
 		})
@@ -203,10 +205,13 @@ func TestScaleOutRedisRestart(t *testing.T) {
 
 	// Every unanswered or refused command, retried with its id, is
 	// applied once; acknowledged ones answer the same.
-	for _, s := range append(burst, outage...) {
+	for i, s := range append(burst, outage...) {
 		r, err := doRetry(ctx, s.c, s.id, s.cmd)
 		if err != nil || !r.OK() {
 			t.Fatalf("retry of %s: %+v %v", s.text, r, err)
+		}
+		if first, ok := acked[i]; ok && (r.Seq != first.Seq || fmt.Sprint(r.Result) != fmt.Sprint(first.Result)) {
+			t.Errorf("retry of acknowledged %s answered %+v, first %+v", s.text, r, first)
 		}
 	}
 	final := do(t, ctx, fac, map[string]any{"type": "add_action", "aspect": "measurement", "text": "after the restart"})
