@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -120,7 +124,7 @@ func NewServer(h *Hub, cfg HTTPConfig) *echo.Echo {
 		e.GET("/facilitator/:id", page("facilitator.html"))
 		e.GET("/presenter/:id", page("presenter.html"))
 		e.GET("/results/:id", page("results.html"))
-		e.StaticFS("/static", echo.MustSubFS(cfg.Pages, "static"))
+		e.Group("/static", staticCache(cfg.Pages)).StaticFS("/", echo.MustSubFS(cfg.Pages, "static"))
 	}
 	return e
 }
@@ -385,4 +389,42 @@ func (s *server) ws(c echo.Context) error {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	return nil
+}
+
+// staticCache lets browsers keep the embedded static files and revalidate
+// them cheaply: an ETag from each file's content (computed once; the files
+// never change while the program runs) and "no-cache", so a new release is
+// picked up at the next page load without a stale script ever running
+// against a newer server.
+func staticCache(pages fs.FS) echo.MiddlewareFunc {
+	var mu sync.Mutex
+	tags := map[string]string{}
+	etag := func(name string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if t, ok := tags[name]; ok {
+			return t
+		}
+		t := ""
+		if b, err := fs.ReadFile(pages, name); err == nil {
+			sum := sha256.Sum256(b)
+			t = `"` + hex.EncodeToString(sum[:8]) + `"`
+		}
+		tags[name] = t
+		return t
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			name := path.Clean("static/" + strings.TrimPrefix(c.Request().URL.Path, "/static/"))
+			if tag := etag(name); tag != "" {
+				h := c.Response().Header()
+				h.Set("ETag", tag)
+				h.Set("Cache-Control", "no-cache")
+				if c.Request().Header.Get("If-None-Match") == tag {
+					return c.NoContent(http.StatusNotModified)
+				}
+			}
+			return next(c)
+		}
+	}
 }

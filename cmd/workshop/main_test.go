@@ -98,6 +98,26 @@ func TestRunServesAndStops(t *testing.T) {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
 	}
+	// Static files revalidate by content hash.
+	resp, err := http.Get(base + "/static/css/app.css")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	tag := resp.Header.Get("ETag")
+	if tag == "" || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("static caching headers: %v", resp.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/static/css/app.css", nil)
+	req.Header.Set("If-None-Match", tag)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: got %d, want 304", resp.StatusCode)
+	}
 	cancel()
 	select {
 	case err := <-done:
