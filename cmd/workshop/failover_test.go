@@ -184,7 +184,9 @@ func TestFailoverKillInstance(t *testing.T) {
 	b := startFailoverProc(t, ctx, bin, r.URL(), "b")
 
 	body, _ := json.Marshal(map[string]any{"title": "Failover", "teams": []string{"Payments", "Search"}})
-	resp, err := http.Post(b.base+"/api/rooms", "application/json", bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/api/rooms", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
