@@ -90,8 +90,8 @@ func benchEvents(b *testing.B, st *room.State, a room.Actor, cmd room.Command) [
 
 // benchActor is a room actor with in-memory clients: n attendees, the
 // facilitator and one lead per team. A client has only what fan-out
-// touches (identity, send queue, wake, done); no connection, no
-// goroutines.
+// touches (identity, send queue, done); marked as writing, so that
+// enqueue starts no write loop: no connection, no goroutines.
 func benchActor(b *testing.B, st *room.State, n int) (*roomActor, []*Client) {
 	b.Helper()
 	h := &Hub{m: NewMetrics(nil)}
@@ -108,7 +108,7 @@ func benchActor(b *testing.B, st *room.State, n int) (*roomActor, []*Client) {
 	clients := make([]*Client, 0, len(actors))
 	for _, a := range actors {
 		c := &Client{h: h, actor: a, aud: room.AudienceOf(a), class: classOf(a), keyGen: -1,
-			wake: make(chan struct{}, 1), done: make(chan struct{})}
+			writing: true, done: make(chan struct{})}
 		ra.clients[c] = struct{}{}
 		addTo(ra.byClass, c.class, c)
 		addTo(ra.byPeer, a.Participant, c)
@@ -120,11 +120,11 @@ func benchActor(b *testing.B, st *room.State, n int) (*roomActor, []*Client) {
 // drain empties every client's queue, as their write loops would.
 func drain(clients []*Client) {
 	for _, c := range clients {
-		c.giveBack(c.take())
-		select {
-		case <-c.wake:
-		default:
-		}
+		c.qmu.Lock()
+		q := c.queue
+		c.queue = nil
+		c.qmu.Unlock()
+		c.giveBack(q)
 	}
 }
 

@@ -36,8 +36,9 @@ var CloseCodes = []websocket.StatusCode{
 }
 
 // Client is one WebSocket connection. Its read loop runs on the HTTP
-// handler goroutine and its write loop on a goroutine of its own; only the
-// write loop writes to conn. The room actor sets the identity fields once,
+// handler goroutine; its write loop runs on a goroutine of its own while
+// there is something to write, so an idle connection costs one goroutine,
+// not two. Only the write loop writes to conn. The room actor sets the identity fields once,
 // in join, before the client is visible to anyone else.
 type Client struct {
 	h    *Hub
@@ -59,9 +60,13 @@ type Client struct {
 	// sized for the worst case: an idle client holds no queue (a channel
 	// of 512 frames took 12 KiB per connection), and the write loop takes
 	// the whole backlog at once instead of one receive per frame.
-	qmu   sync.Mutex
-	queue [][]byte      // guarded by qmu
-	wake  chan struct{} // capacity 1: signalled when the queue stops being empty
+	qmu     sync.Mutex
+	queue   [][]byte       // guarded by qmu
+	writing bool           // guarded by qmu: a write loop runs (stays true once closed)
+	writers sync.WaitGroup // the write loop, for the handler to wait on
+	// deadline bounds each write (see writeLoop); only the running write
+	// loop uses it.
+	deadline *time.Timer
 
 	done      chan struct{} // closed by close: the write loop stops
 	closeOnce sync.Once
@@ -87,23 +92,20 @@ func (c *Client) enqueue(b []byte) {
 		return
 	}
 	c.queue = append(c.queue, b)
-	first := len(c.queue) == 1
-	c.qmu.Unlock()
-	if first {
-		select {
-		case c.wake <- struct{}{}:
-		default: // already signalled
-		}
-	}
+	c.startWriterLocked()
 }
 
-// take empties the queue and returns what was in it.
-func (c *Client) take() [][]byte {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	q := c.queue
-	c.queue = nil
-	return q
+// startWriterLocked starts a write loop unless one runs, and unlocks qmu.
+func (c *Client) startWriterLocked() {
+	start := !c.writing
+	if start {
+		c.writing = true
+		c.writers.Add(1)
+	}
+	c.qmu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
 }
 
 // giveBack offers a written batch's slice as the next queue, so a steady
@@ -138,40 +140,61 @@ func (c *Client) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeReason = code, reason
 		close(c.done)
+		c.qmu.Lock()
+		c.startWriterLocked() // the write loop sends the close frame
 	})
+}
+
+func (c *Client) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // writeLoop writes queued frames, joining whatever is queued into one
 // WebSocket message (frames separated by newlines) up to maxFrameBytes
-// (writeFrames).
-// When the client is closed it flushes what is queued (unless the client
-// is too slow) and sends the close frame.
+// (writeFrames), and returns when the queue is empty; enqueue starts it
+// again. When the client is closed it flushes what is queued (unless the
+// client is too slow), sends the close frame and returns for good.
 func (c *Client) writeLoop() {
-	defer func() { c.conn.Close(c.closeCode, c.closeReason) }()
-	// The write deadline is one timer per client, armed around each
-	// write: when a write outlasts WriteTimeout the timer drops the
-	// connection, which ends the write with an error. A context per write
-	// cost an allocation, a timer and a registration on the hub's context
-	// (shared by every client, behind one mutex) for every frame.
-	deadline := time.AfterFunc(c.h.cfg.WriteTimeout, func() { c.conn.CloseNow() })
-	deadline.Stop()
-	defer deadline.Stop()
+	defer c.writers.Done()
+	if c.deadline == nil {
+		// The write deadline is one timer per client, armed around each
+		// write: when a write outlasts WriteTimeout the timer drops the
+		// connection, which ends the write with an error. A context per
+		// write cost an allocation, a timer and a registration on the
+		// hub's context (shared by every client, behind one mutex) for
+		// every frame.
+		c.deadline = time.AfterFunc(c.h.cfg.WriteTimeout, func() { c.conn.CloseNow() })
+		c.deadline.Stop()
+	}
 	for {
-		select {
-		case <-c.done:
+		c.qmu.Lock()
+		closing := c.closed()
+		if len(c.queue) == 0 && !closing {
+			c.writing = false
+			c.qmu.Unlock()
+			return
+		}
+		frames := c.queue
+		c.queue = nil
+		c.qmu.Unlock()
+		if closing {
 			// Deliver what is queued (acks of commands that just
 			// committed, the events that explain the close) before the
 			// close frame; a client closed as too slow gets nothing more.
 			if c.closeCode != statusTooSlow {
-				_ = c.writeFrames(c.take(), deadline)
+				_ = c.writeFrames(frames, c.deadline)
 			}
+			c.conn.Close(c.closeCode, c.closeReason)
 			return
-		case <-c.wake:
 		}
-		frames := c.take()
-		if err := c.writeFrames(frames, deadline); err != nil {
+		if err := c.writeFrames(frames, c.deadline); err != nil {
 			c.close(statusInternal, "write failed")
-			return
+			continue // to the close
 		}
 		c.giveBack(frames)
 	}
@@ -238,11 +261,11 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 		return // Accept has answered the request
 	}
 	conn.SetReadLimit(int64(h.cfg.Limits.MaxFrameBytes))
-	c := &Client{h: h, conn: conn, addr: addr, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	// Until the write loop runs, closing is direct.
+	c := &Client{h: h, conn: conn, addr: addr, done: make(chan struct{})}
+	// closeNow closes and waits for the write loop to send the close frame.
 	closeNow := func(code websocket.StatusCode, reason string) {
 		c.close(code, reason)
-		conn.Close(code, reason)
+		c.writers.Wait()
 	}
 
 	hi, code, reason := c.readHello()
@@ -271,12 +294,9 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 		closeNow(code, reason)
 		return
 	}
-	writerDone := make(chan struct{})
-	go func() { defer close(writerDone); c.writeLoop() }()
 	c.readLoop()
 	_ = ra.call(context.Background(), func() { ra.leave(c) })
-	c.close(statusNormal, "")
-	<-writerDone
+	closeNow(statusNormal, "")
 }
 
 // readHello reads and checks the first message. A non-zero code means the
