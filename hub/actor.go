@@ -55,6 +55,9 @@ type roomActor struct {
 	presenceAt   time.Time                 // last time our presence was published
 	localDirty   bool
 	snapCache    map[string]cachedView
+	// facKey is the facilitator key the last facilitator joined with (or
+	// the one a rotation made), kept in memory only, to derive team keys.
+	facKey string
 }
 
 type busItem struct {
@@ -434,22 +437,46 @@ func (ra *roomActor) checkSize(cmd room.Command) error {
 func (ra *roomActor) prepare(cmd *room.Command) map[string]any {
 	switch cmd.Type {
 	case room.CmdAddTeam:
-		key := newKey()
+		id := teamIDAfter(ra.state)
+		key := newKey() // a room from before derived keys, or no facilitator key at hand
+		if ra.facKey != "" {
+			key = deriveKey(ra.facKey, teamLabel(id))
+		}
 		cmd.NewSecrets = &room.Secrets{TeamKeyHashes: map[string]string{"": hashKey(key)}}
-		return map[string]any{"team": teamIDAfter(ra.state), "key": key}
+		return map[string]any{"team": id, "key": key}
 	case room.CmdRotateKeys:
-		fac, pres := newKey(), newKey()
+		fac := newKey()
+		pres := deriveKey(fac, presenterLabel())
 		ns := &room.Secrets{FacilitatorKeyHash: hashKey(fac), PresenterKeyHash: hashKey(pres), TeamKeyHashes: map[string]string{}}
 		teams := map[string]string{}
 		for _, t := range ra.state.Teams {
-			k := newKey()
+			k := deriveKey(fac, teamLabel(t.ID))
 			ns.TeamKeyHashes[t.ID] = hashKey(k)
 			teams[t.ID] = k
 		}
 		cmd.NewSecrets = ns
+		ra.facKey = fac
 		return map[string]any{"facilitatorKey": fac, "presenterKey": pres, "teamKeys": teams}
 	}
 	return nil
+}
+
+// facilitatorKeys derives, from the facilitator key a facilitator joined
+// with, the presenter key and every team key whose hash matches what the
+// room stores (a key that does not match, from a room made before keys were
+// derived or a rotation elsewhere, is left out).
+func (ra *roomActor) facilitatorKeys(facKey string) *roomKeys {
+	sec := ra.state.Secrets
+	out := &roomKeys{Teams: map[string]string{}}
+	if k := deriveKey(facKey, presenterLabel()); keyMatches(k, sec.PresenterKeyHash) {
+		out.Presenter = k
+	}
+	for _, t := range ra.state.Teams {
+		if k := deriveKey(facKey, teamLabel(t.ID)); keyMatches(k, sec.TeamKeyHashes[t.ID]) {
+			out.Teams[t.ID] = k
+		}
+	}
+	return out
 }
 
 func teamIDAfter(s *room.State) string {
@@ -824,9 +851,15 @@ func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reaso
 		return statusUnauthorized, errorMessage(err)
 	}
 	c.actor, c.aud, c.class, c.keyGen = actor, room.AudienceOf(actor), classOf(actor), gen
+	var keys *roomKeys
+	if actor.Role == room.RoleFacilitator {
+		ra.facKey = hi.key
+		keys = ra.facilitatorKeys(hi.key)
+	}
 	c.enqueue(mustJSON(welcomeMsg{
 		Type: msgWelcome, Role: actor.Role, Participant: actor.Participant, Token: token,
 		Name: actor.Name, Team: actor.Team, Epoch: ra.epoch, Now: ra.h.cfg.Now().UnixMilli(),
+		Keys: keys,
 	}))
 	ra.sendCatchUp(c, hi.epoch, hi.seq)
 	ra.clients[c] = struct{}{}

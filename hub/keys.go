@@ -27,6 +27,20 @@ func newKey() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// deriveKey derives the presenter key and the team keys from the
+// facilitator key (HMAC-SHA256, 192 bits kept). Only hashes are stored, yet
+// a facilitator who lost the team links gets them back: their connection
+// presents the facilitator key, from which the server derives the others.
+// Knowing a derived key tells nothing about the facilitator key.
+func deriveKey(facilitatorKey, label string) string {
+	m := hmac.New(sha256.New, []byte(facilitatorKey))
+	m.Write([]byte("workshop key/" + label))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:keyBytes])
+}
+
+func presenterLabel() string         { return "presenter" }
+func teamLabel(teamID string) string { return "team/" + teamID }
+
 // hashKey is the form in which keys are stored: hex SHA-256. Keys are long
 // random values, so a plain hash suffices (no password stretching).
 func hashKey(key string) string {

@@ -67,7 +67,8 @@ func (h *Hub) CreateRoom(ctx context.Context, req CreateRequest, base string) (*
 	if err != nil {
 		return nil, err
 	}
-	facKey, presKey := newKey(), newKey()
+	facKey := newKey()
+	presKey := deriveKey(facKey, presenterLabel())
 	teamKeys := make([]string, len(req.Teams))
 	sec := room.Secrets{
 		FacilitatorKeyHash: hashKey(facKey),
@@ -76,7 +77,7 @@ func (h *Hub) CreateRoom(ctx context.Context, req CreateRequest, base string) (*
 		ParticipantSecret:  newKey(),
 	}
 	for i := range req.Teams {
-		teamKeys[i] = newKey()
+		teamKeys[i] = deriveKey(facKey, teamLabel(fmt.Sprintf("t%d", i+1)))
 		sec.TeamKeyHashes[fmt.Sprintf("t%d", i+1)] = hashKey(teamKeys[i])
 	}
 	for attempt := 0; ; attempt++ {

@@ -92,3 +92,37 @@ func getAuth(t *testing.T, url, key string) httpAnswer {
 	req.Header.Set("Authorization", "Bearer "+key)
 	return doHTTP(t, req)
 }
+
+// TestFacilitatorGetsLinksBack: the facilitator's welcome carries the
+// presenter and team keys, so lost team links can be shown again; nobody
+// else's welcome does.
+func TestFacilitatorGetsLinksBack(t *testing.T) {
+	checkNoLeaks(t)
+	ctx := testContext(t, 30*time.Second)
+	srv := startServer(t, t.TempDir(), "")
+	rm := createRoom(t, srv.URL, map[string]any{"title": "Links", "teams": []string{"A", "B"}})
+	url := srv.wsURL(rm.ID)
+	fac := dial(t, ctx, url, map[string]any{"key": rm.FacilitatorKey})
+	w := string(fac.Frames()[0])
+	for _, k := range []string{rm.PresenterKey, rm.Teams[0].Key, rm.Teams[1].Key} {
+		if !strings.Contains(w, k) {
+			t.Fatalf("facilitator welcome lacks key %q: %s", k, w)
+		}
+	}
+	// A team added later gets a key the facilitator can see again too.
+	r := do(t, ctx, fac, map[string]any{"type": "add_team", "name": "C"})
+	key, _ := r.Result["key"].(string)
+	fac2 := dial(t, ctx, url, map[string]any{"key": rm.FacilitatorKey})
+	if !strings.Contains(string(fac2.Frames()[0]), key) {
+		t.Fatalf("welcome lacks the added team's key: %s", fac2.Frames()[0])
+	}
+	lead := dial(t, ctx, url, map[string]any{"key": key})
+	if lead.Welcome().Team != "t3" {
+		t.Fatalf("added team key: %+v", lead.Welcome())
+	}
+	for _, c := range []*hubtest.Client{lead, dial(t, ctx, url, map[string]any{"name": "Ann"}), dial(t, ctx, url, map[string]any{"key": rm.PresenterKey})} {
+		if strings.Contains(string(c.Frames()[0]), `"keys"`) {
+			t.Fatalf("a non-facilitator welcome carries keys: %s", c.Frames()[0])
+		}
+	}
+}

@@ -161,7 +161,13 @@ func secrecyRun(t *testing.T, seed uint64, steps int) {
 	for _, v := range viewers {
 		for _, f := range v.c.Frames() {
 			frame := string(f)
-			for _, s := range secrets {
+			for i, s := range secrets {
+				// The facilitator's welcome hands it the presenter and
+				// team keys (derived from its own); nothing else may.
+				derived := i >= 1 && i <= 3
+				if v.facil && derived && strings.HasPrefix(frame, `{"type":"welcome"`) {
+					continue
+				}
 				if s != "" && strings.Contains(frame, s) {
 					t.Fatalf("%s received a key or secret: %.300s", v.name, frame)
 				}
@@ -196,7 +202,9 @@ func secrecyRun(t *testing.T, seed uint64, steps int) {
 	t.Logf("%d events, %d markers checked in frames, %d rationales revealed, %d questions posted pending", len(log), checked, len(revealed), pending)
 }
 
-type markers struct{ rationale, question interface{ FindAllString(string, int) []string } }
+type markers struct {
+	rationale, question interface{ FindAllString(string, int) []string }
+}
 
 func regexpMarkers() markers {
 	return markers{rationale: mustRegexp(`MK-t\d-\d+-[DS]`), question: mustRegexp(`MQ-\d+ question`)}

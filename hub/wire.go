@@ -136,6 +136,14 @@ type welcomeMsg struct {
 	Team        string    `json:"team,omitempty"`
 	Epoch       string    `json:"epoch"`
 	Now         int64     `json:"now"`
+	// Keys are the presenter and team keys, for a facilitator only.
+	Keys *roomKeys `json:"keys,omitempty"`
+}
+
+// roomKeys are the keys derived from the facilitator key.
+type roomKeys struct {
+	Presenter string            `json:"presenter,omitempty"`
+	Teams     map[string]string `json:"teams"`
 }
 
 type ackMsg struct {
