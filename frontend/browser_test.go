@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -599,6 +600,9 @@ func TestWorkshopFlow(t *testing.T) {
 	// Everyone opens their page.
 	fac.navigate(links.Facilitator)
 	fac.live()
+	// The console shows the team links again (derived from the facilitator
+	// key), the same ones the home page showed once.
+	fac.waitJS("the team links in the console", fmt.Sprintf(`(() => { const i = document.querySelector('#link-team-t1'); return i !== null && i.value === %s; })()`, strconv.Quote(links.Team1)))
 	team.navigate(links.Team1)
 	team.live()
 	// Ana types the code on the home page (a wrong one first, then the

@@ -18,7 +18,9 @@ import {
 const roomId = roomIdFromPath();
 const params = hashParams();
 const key = params.get('key') || '';
-const presenterKey = params.get('presenter') || '';
+// presenterKey is the presenter key: from the link's fragment, or else
+// from the welcome, which derives it from the facilitator key.
+const presenterKey = () => params.get('presenter') || conn.me.value?.keys?.presenter || '';
 const noteDelay = 1000; // ms after the last keystroke before a note is saved
 
 // turnSeconds is the turn length chosen for the next call, shared by the
@@ -43,7 +45,7 @@ function move(list, i, d) {
 function openPresenter() {
   // The presenter screen is read-only. Without a presenter key in this
   // link, it opens with the facilitator key and shows only public data.
-  const k = presenterKey || key;
+  const k = presenterKey() || key;
   window.open(`/presenter/${encodeURIComponent(roomId)}#key=${encodeURIComponent(k)}`, `presenter-${roomId}`, 'noopener');
 }
 
@@ -308,7 +310,11 @@ function Links({ room }) {
       <${JoinQR} room=${room} />
       <${CopyField} label="Join link" value=${`${base}/j/${room.code}`} id="link-join" />
       <${CopyField} label="Results" value=${`${base}/results/${encodeURIComponent(roomId)}`} id="link-results" />
-      ${presenterKey && html`<${CopyField} label="Presenter screen" value=${`${base}/presenter/${encodeURIComponent(roomId)}#key=${encodeURIComponent(presenterKey)}`} id="link-presenter" secret />`}
+      ${presenterKey() && html`<${CopyField} label="Presenter screen" value=${`${base}/presenter/${encodeURIComponent(roomId)}#key=${encodeURIComponent(presenterKey())}`} id="link-presenter" secret />`}
+      ${room.teams.map((t) => {
+        const k = conn.me.value?.keys?.teams?.[t.id];
+        return k && html`<${CopyField} key=${t.id} label=${`Team link: ${t.name}`} value=${`${base}/team/${encodeURIComponent(roomId)}#key=${encodeURIComponent(k)}`} id=${`link-team-${t.id}`} secret />`;
+      })}
       <div class="export">
         <span>Export results:</span>
         <button type="button" onClick=${() => doExport('csv')}>CSV</button>
