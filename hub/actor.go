@@ -313,6 +313,17 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 		}
 		return
 	}
+	// A command may name something this instance has not heard of yet (a
+	// question posted through another instance a moment ago, its event
+	// still on the way): read the store first rather than answer
+	// not_found. The state holds only committed events here, so this is a
+	// plain catch-up.
+	for _, r := range batch {
+		if ra.unknownReference(r.cmd) {
+			ra.resync("unknown reference")
+			break
+		}
+	}
 	answered := make([]bool, len(batch))
 	for attempt := 1; ; attempt++ {
 		now := ra.h.cfg.Now()
@@ -417,6 +428,22 @@ func (ra *roomActor) appliedAfterReload(r cmdReq) (uint64, bool) {
 		return 0, false
 	}
 	return ra.state.Applied(r.c.actor.Participant + "/" + r.id)
+}
+
+// unknownReference reports whether cmd names a question or team that the
+// actor's state does not have.
+func (ra *roomActor) unknownReference(cmd room.Command) bool {
+	if cmd.Question != "" {
+		if _, ok := ra.state.Question(cmd.Question); !ok {
+			return true
+		}
+	}
+	if cmd.Team != "" {
+		if _, ok := ra.state.Team(cmd.Team); !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // checkSize applies the configured room size limits, which may be lower
