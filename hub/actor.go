@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -54,7 +55,11 @@ type roomActor struct {
 	sentPresence map[string][]byte         // last presence frame per class
 	presenceAt   time.Time                 // last time our presence was published
 	localDirty   bool
-	snapCache    map[string]cachedView
+	// counts are the local clients' presence, kept by join and leave so
+	// that a snapshot need not walk every client: it did, once per join,
+	// and a join storm of 10,000 spent half the server's CPU on it.
+	counts    presenceCounts
+	snapCache map[string]cachedView
 	// facKey is the facilitator key the last facilitator joined with (or
 	// the one a rotation made), kept in memory only, to derive team keys.
 	facKey string
@@ -892,6 +897,7 @@ func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reaso
 	ra.clients[c] = struct{}{}
 	addTo(ra.byClass, c.class, c)
 	addTo(ra.byPeer, actor.Participant, c)
+	ra.counts.count(actor, 1, len(ra.byPeer[actor.Participant]) == 1)
 	ra.localDirty = true
 	ra.h.m.connections.WithLabelValues(string(actor.Role)).Inc()
 	return 0, ""
@@ -1009,39 +1015,68 @@ func (ra *roomActor) leave(c *Client) {
 	delete(ra.clients, c)
 	removeFrom(ra.byClass, c.class, c)
 	removeFrom(ra.byPeer, c.actor.Participant, c)
+	ra.counts.count(c.actor, -1, len(ra.byPeer[c.actor.Participant]) == 0)
 	ra.localDirty = true
 	ra.h.m.connections.WithLabelValues(string(c.actor.Role)).Dec()
 }
 
 // ---- presence ----
 
-func (ra *roomActor) localPresence() room.Presence {
-	p := room.Presence{Teams: map[string]int{}}
+// presenceCounts count local connections the way room.Presence does.
+type presenceCounts struct {
+	facilitators int            // connections
+	teams        map[string]int // team id -> team-lead connections
+	presenters   int            // connections
+	attendees    int            // distinct participants
+}
+
+// count adds (d = 1) or removes (d = -1) one connection of a; edge says
+// it is its participant's first connection (or was the last).
+func (pc *presenceCounts) count(a room.Actor, d int, edge bool) {
+	switch a.Role {
+	case room.RoleFacilitator:
+		pc.facilitators += d
+	case room.RoleTeam:
+		if pc.teams == nil {
+			pc.teams = map[string]int{}
+		}
+		if pc.teams[a.Team] += d; pc.teams[a.Team] <= 0 {
+			delete(pc.teams, a.Team)
+		}
+	case room.RolePresenter:
+		pc.presenters += d
+	case room.RoleAttendee:
+		if edge {
+			pc.attendees += d
+		}
+	}
+}
+
+// localPresence is this instance's presence. Names (the attendees'
+// display names, for the facilitator) take a walk over the clients, so
+// only the facilitator's presence and the bus announcement ask for them.
+func (ra *roomActor) localPresence(names bool) room.Presence {
+	pc := &ra.counts
+	p := room.Presence{Facilitator: pc.facilitators > 0, Teams: maps.Clone(pc.teams), Attendees: pc.attendees, Presenters: pc.presenters}
+	if p.Teams == nil {
+		p.Teams = map[string]int{}
+	}
 	for pid, cs := range ra.byPeer {
-		var any *Client
-		for c := range cs {
-			any = c
+		if !names || len(p.Names) >= maxPresenceNames {
 			break
 		}
-		switch any.actor.Role {
-		case room.RoleFacilitator:
-			p.Facilitator = true
-		case room.RoleTeam:
-			p.Teams[any.actor.Team] += len(cs)
-		case room.RolePresenter:
-			p.Presenters += len(cs)
-		case room.RoleAttendee:
-			p.Attendees++
-			if len(p.Names) < maxPresenceNames {
-				p.Names = append(p.Names, room.PresentName{Participant: pid, Name: any.actor.Name})
+		for c := range cs {
+			if c.actor.Role == room.RoleAttendee {
+				p.Names = append(p.Names, room.PresentName{Participant: pid, Name: c.actor.Name})
 			}
+			break
 		}
 	}
 	return p
 }
 
-func (ra *roomActor) mergedPresence(now time.Time) room.Presence {
-	p := ra.localPresence()
+func (ra *roomActor) mergedPresence(now time.Time, names bool) room.Presence {
+	p := ra.localPresence(names)
 	for inst, rp := range ra.remote {
 		if now.Sub(rp.at) > presenceExpiry {
 			delete(ra.remote, inst)
@@ -1056,7 +1091,7 @@ func (ra *roomActor) mergedPresence(now time.Time) room.Presence {
 }
 
 func (ra *roomActor) presenceJSON(class string) []byte {
-	p := ra.mergedPresence(time.Now())
+	p := ra.mergedPresence(time.Now(), class == classFacilitator)
 	return mustJSON(p.For(classAudience(class)))
 }
 
@@ -1065,11 +1100,12 @@ func (ra *roomActor) presenceJSON(class string) []byte {
 // clients the merged presence when it changed, at most once per tick.
 func (ra *roomActor) tickPresence(now time.Time) {
 	if ra.localDirty || now.Sub(ra.presenceAt) >= presenceRepublish {
-		lp := ra.localPresence()
+		lp := ra.localPresence(true)
 		ra.h.publishAsync(Message{Room: ra.id, Presence: &lp, Instance: ra.h.cfg.Instance})
 		ra.presenceAt, ra.localDirty = now, false
 	}
-	merged := ra.mergedPresence(now)
+	_, facilitators := ra.byClass[classFacilitator]
+	merged := ra.mergedPresence(now, facilitators)
 	for class, members := range ra.byClass {
 		frame := mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(class))})
 		if string(frame) == string(ra.sentPresence[class]) {
