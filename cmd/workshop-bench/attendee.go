@@ -18,8 +18,9 @@ import (
 // load generator more CPU than the server spends sending them, on the
 // same two cores.
 //
-// The worker reads the atomics at any time, seqs under mu, and answerCode
-// once answered is closed. Writes (hello, pings, the vote) may come from several
+// The worker reads the atomics at any time and seqs under mu; the vote's
+// goroutine owns voteCode and voteAt until the vote's WaitGroup is done.
+// Writes (hello, pings, the vote) may come from several
 // goroutines: coder/websocket allows concurrent writes.
 type attendee struct {
 	w      *worker
@@ -27,11 +28,11 @@ type attendee struct {
 	conn   *websocket.Conn
 	record bool // keep the receipt time of every event sequence (reveal)
 
-	joined   chan struct{} // closed at the first snapshot
-	dead     chan struct{} // closed when the read loop ends
-	answered chan struct{} // closed at the ack or error of the vote
-	err      error         // why the read loop ended; set before dead is closed
-	closing  atomic.Bool   // the worker is closing it: an end is not a failure
+	joined  chan struct{}   // closed at the first snapshot
+	dead    chan struct{}   // closed when the read loop ends
+	answers chan voteAnswer // acks and errors, from the read loop to the vote
+	err     error           // why the read loop ended; set before dead is closed
+	closing atomic.Bool     // the worker is closing it: an end is not a failure
 
 	joinedAt atomic.Int64 // Unix ns of the snapshot
 	frames   atomic.Int64 // messages received (reset when a storm begins)
@@ -44,9 +45,15 @@ type attendee struct {
 
 	started bool // owned by the read loop
 
-	answerOnce sync.Once
-	answerCode string // "ack" or the error code; set once, before answered is closed
-	answerAt   int64
+	voteCode  string // the vote's final answer: "ack" or an error code
+	voteAt    int64  // Unix ns of that answer
+	voteTries int    // resends of the vote
+}
+
+// voteAnswer is an ack or error the read loop saw.
+type voteAnswer struct {
+	code       string // "ack" or the error code
+	retryAfter int64  // ms, of a rate_limited error
 }
 
 type seqSeen struct {
@@ -69,25 +76,13 @@ func (a *attendee) isDead() bool {
 	}
 }
 
-// answer returns the vote's answer and when it came ("" if none).
-func (a *attendee) answer() (string, int64) {
+// gotAnswer hands an ack or error to the vote waiting for it; an answer
+// nobody waits for (the buffer is full) is dropped.
+func (a *attendee) gotAnswer(an voteAnswer) {
 	select {
-	case <-a.answered:
-		return a.answerCode, a.answerAt
+	case a.answers <- an:
 	default:
-		return "", 0
 	}
-}
-
-// setAnswer records the vote's answer, the first one only: the read loop
-// sets the server's, the vote sets "write failed" when it could not be
-// sent.
-func (a *attendee) setAnswer(code string) {
-	a.answerOnce.Do(func() {
-		a.answerCode, a.answerAt = code, time.Now().UnixNano()
-		a.w.answered.Add(1)
-		close(a.answered)
-	})
 }
 
 // receivedAt answers when the event with seq arrived. Call with mu held.
@@ -163,13 +158,13 @@ func (a *attendee) handle(line []byte, now int64) {
 			a.countAt.Store(now)
 		}
 	case "ack":
-		a.setAnswer("ack")
+		a.gotAnswer(voteAnswer{code: "ack"})
 	case "error":
 		code := stringField(line, `"code":"`)
 		if code == "" {
 			code = "error"
 		}
-		a.setAnswer(code)
+		a.gotAnswer(voteAnswer{code: code, retryAfter: maxIntField(line, `"retryAfter":`)})
 	}
 }
 

@@ -71,6 +71,7 @@ type reply struct {
 	// voted
 	Acked    int   `json:"acked,omitempty"`
 	Rejected int   `json:"rejected,omitempty"`
+	Retries  int   `json:"retries,omitempty"`  // resends asked for by rate_limited or unavailable
 	LastSend int64 `json:"lastSend,omitempty"` // when the last vote was written
 	LastAck  int64 `json:"lastAck,omitempty"`  // when the last ack arrived
 

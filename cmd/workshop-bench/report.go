@@ -75,8 +75,10 @@ type VoteResult struct {
 	VotingS            float64        `json:"votingS"` // first vote due to last vote sent
 	Acked              int            `json:"acked"`
 	Rejected           int            `json:"rejected"`
-	Counted            int            `json:"counted"` // the question's votes on the server afterwards
-	ExactlyOnce        bool           `json:"exactlyOnce"`
+	Retries            int            `json:"retries"`            // resends with the same id, as the web client does
+	Counted            int            `json:"counted"`            // the question's votes on the server afterwards
+	Lost               int            `json:"lost"`               // acknowledged votes missing from the count
+	ExactlyOnce        bool           `json:"exactlyOnce"`        // every acknowledged vote counted, nothing counted twice
 	ConvergeMs         float64        `json:"convergeMs"`         // last vote sent to every client showing the final count
 	ConvergeAfterAckMs float64        `json:"convergeAfterAckMs"` // last ack to the same
 	NotConverged       int            `json:"notConverged"`
@@ -191,8 +193,8 @@ func (r *Report) writeTable(w io.Writer) error {
 	if x := r.Votes; x != nil {
 		row("votes", "attendees joined", "%d/%d", x.Joined, x.Attendees)
 		errorRows(row, "votes", x.JoinErrors)
-		row("votes", "votes acked / rejected", "%d / %d in %.1f s (window %.0f s)", x.Acked, x.Rejected, x.VotingS, x.WindowS)
-		row("votes", "counted by the server", "%d (exactly once: %v)", x.Counted, x.ExactlyOnce)
+		row("votes", "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
+		row("votes", "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
 		row("votes", "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
 		row("votes", "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
 		row("votes", "connections dropped", "%d", x.Dropped)

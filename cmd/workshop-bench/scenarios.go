@@ -376,6 +376,7 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	for _, r := range voted {
 		res.Acked += r.Acked
 		res.Rejected += r.Rejected
+		res.Retries += r.Retries
 		lastSend = max(lastSend, r.LastSend)
 		lastAck = max(lastAck, r.LastAck)
 		addCounts(res.Errors, r.Errors)
@@ -393,7 +394,12 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 			res.Counted = q.Votes
 		}
 	}
-	res.ExactlyOnce = res.Counted == res.Acked
+	// Each attendee votes once and the server refuses a second vote, so a
+	// count is right when it holds every acknowledged vote and no more
+	// than the attendees who voted; votes answered with an error or not
+	// at all may or may not have been committed before the answer.
+	res.Lost = max(res.Acked-res.Counted, 0)
+	res.ExactlyOnce = res.Counted >= res.Acked && res.Counted <= at.joined
 	stop = b.progress("votes", func() string {
 		f := at.pool.figures()
 		return fmt.Sprintf("%d/%d show %d votes, %d connected, %d dropped", f.Reached, at.joined, res.Counted, f.Connected, f.Closed)
@@ -404,7 +410,6 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	stop()
 	var lastReach, frames int64
 	res.FramesMin = -1
-	res.Errors = map[string]int{}
 	for _, r := range conv {
 		res.NotConverged += r.NotReached
 		res.Dropped += r.Closed

@@ -293,7 +293,7 @@ func (w *worker) dial(o order, idx int) (*attendee, time.Duration, error) {
 		return nil, 0, fmt.Errorf("dial: %w", err)
 	}
 	conn.SetReadLimit(readLimit)
-	a := &attendee{w: w, index: idx, conn: conn, record: o.Record, joined: make(chan struct{}), dead: make(chan struct{}), answered: make(chan struct{})}
+	a := &attendee{w: w, index: idx, conn: conn, record: o.Record, joined: make(chan struct{}), dead: make(chan struct{}), answers: make(chan voteAnswer, 4)}
 	if err := a.write(ctx, `{"type":"hello","name":"bench `+strconv.Itoa(idx)+`"}`); err != nil {
 		conn.CloseNow()
 		return nil, 0, fmt.Errorf("hello: %w", err)
@@ -315,9 +315,20 @@ func (w *worker) dial(o order, idx int) (*attendee, time.Duration, error) {
 	}
 }
 
+// Resends of a command answered rate_limited or unavailable, as the web
+// client does (frontend/static/js/conn.js): at most voteRetries, after
+// retryAfter, or a second per try, but at least retryMin and at most
+// retryMax.
+const (
+	voteRetries = 3
+	retryMin    = 250 * time.Millisecond
+	retryMax    = 10 * time.Second
+)
+
 // vote makes each attendee upvote o.Question once, attendee i at
-// Start + i*Window/Total, and answers once every vote is acknowledged or
-// refused (or its time is up).
+// Start + i*Window/Total, resending it with the same id when the server
+// asks to retry, and answers once every vote is acknowledged or refused
+// for good (or its time is up).
 func (w *worker) vote(o order) reply {
 	as := w.snapshot()
 	// Attendees joined in any order; their votes go out in index order.
@@ -325,6 +336,7 @@ func (w *worker) vote(o order) reply {
 	for _, a := range as {
 		a.frames.Store(0) // frames per client count from the start of the storm
 	}
+	msg := `{"id":"v1","type":"upvote","question":` + strconv.Quote(o.Question) + `}`
 	var lastSend atomic.Int64
 	var wg sync.WaitGroup
 	for _, a := range as {
@@ -333,44 +345,63 @@ func (w *worker) vote(o order) reply {
 			break
 		}
 		wg.Go(func() {
+			defer w.answered.Add(1)
 			ctx, cancel := context.WithTimeout(w.ctx, time.Duration(o.Timeout))
 			defer cancel()
-			sent := time.Now().UnixNano()
-			if err := a.write(ctx, `{"id":"v1","type":"upvote","question":`+strconv.Quote(o.Question)+`}`); err != nil {
-				a.setAnswer("write failed")
-				return
-			}
 			for {
-				old := lastSend.Load()
-				if sent <= old || lastSend.CompareAndSwap(old, sent) {
-					break
+				sent := time.Now().UnixNano()
+				if err := a.write(ctx, msg); err != nil {
+					a.voteCode = "write failed"
+					return
 				}
-			}
-			select {
-			case <-a.answered:
-			case <-a.dead:
-			case <-ctx.Done():
+				for {
+					old := lastSend.Load()
+					if sent <= old || lastSend.CompareAndSwap(old, sent) {
+						break
+					}
+				}
+				var an voteAnswer
+				select {
+				case an = <-a.answers:
+				case <-a.dead:
+					a.voteCode = "connection closed"
+					return
+				case <-ctx.Done():
+					a.voteCode = "no answer"
+					return
+				}
+				a.voteCode, a.voteAt = an.code, time.Now().UnixNano()
+				if (an.code != "rate_limited" && an.code != "unavailable") || a.voteTries >= voteRetries {
+					return
+				}
+				a.voteTries++
+				wait := time.Duration(an.retryAfter) * time.Millisecond
+				if wait == 0 {
+					wait = time.Duration(a.voteTries) * time.Second
+				}
+				if !sleepUntil(ctx, time.Now().Add(min(max(wait, retryMin), retryMax))) {
+					return
+				}
 			}
 		})
 	}
 	wg.Wait()
 	r := reply{Op: opVote, Errors: map[string]int{}, LastSend: lastSend.Load()}
 	for _, a := range as {
-		code, at := a.answer()
-		switch code {
+		r.Retries += a.voteTries
+		switch a.voteCode {
 		case "ack":
 			r.Acked++
-			r.LastAck = max(r.LastAck, at)
+			r.LastAck = max(r.LastAck, a.voteAt)
 		case "":
 			r.Rejected++
-			r.Errors["no answer"]++
+			r.Errors["not sent"]++
 		default:
 			r.Rejected++
-			r.Errors[code]++
+			r.Errors[a.voteCode]++
 		}
 	}
-	w.addCloseReasons(r.Errors)
-	return r
+	return r // connections that ended are counted by converge
 }
 
 // converge waits until every live attendee shows o.Final votes (or the
