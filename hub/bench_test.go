@@ -241,27 +241,7 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
-			bus := NewLocalBus()
-			store, err := OpenBoltStore(b.TempDir(), bus)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer store.Close()
-			h, err := New(Config{Store: store, Bus: bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				b.Fatal(err)
-			}
-			srv := httptest.NewServer(NewServer(h, HTTPConfig{}))
-			defer srv.Close()
-			defer func() {
-				sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer scancel()
-				_ = h.Shutdown(sctx)
-			}()
-			rm, err := h.CreateRoom(ctx, CreateRequest{Title: "bench", Teams: []string{"Payments"}}, srv.URL)
-			if err != nil {
-				b.Fatal(err)
-			}
+			h, srv, rm := benchServer(ctx, b)
 			url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/rooms/" + rm.ID + "/ws"
 			var received atomic.Int64 // events messages read by all clients
 			conns := make([]*websocket.Conn, n)
@@ -310,6 +290,34 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 			b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
+}
+
+// benchServer runs a hub on the embedded store behind a loopback HTTP
+// server, with one room; everything stops when tb ends.
+func benchServer(ctx context.Context, tb testing.TB) (*Hub, *httptest.Server, *CreatedRoom) {
+	tb.Helper()
+	bus := NewLocalBus()
+	store, err := OpenBoltStore(tb.TempDir(), bus)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h, err := New(Config{Store: store, Bus: bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(NewServer(h, HTTPConfig{}))
+	tb.Cleanup(func() {
+		srv.Close()
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		_ = h.Shutdown(sctx)
+		_ = store.Close()
+	})
+	rm, err := h.CreateRoom(ctx, CreateRequest{Title: "bench", Teams: []string{"Payments"}}, srv.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h, srv, rm
 }
 
 // benchDial connects attendee i and reads until its snapshot.

@@ -1,9 +1,14 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -35,10 +40,10 @@ var CloseCodes = []websocket.StatusCode{
 	statusTooSlow, statusTooMany,
 }
 
-// Client is one WebSocket connection. Its read loop runs on the HTTP
-// handler goroutine; its write loop runs on a goroutine of its own while
-// there is something to write, so an idle connection costs one goroutine,
-// not two. Only the write loop writes to conn. The room actor sets the identity fields once,
+// Client is one WebSocket connection. Its read loop runs on a goroutine
+// of its own once the client has joined (serve), and the HTTP handler
+// returns; its write loop runs on another goroutine only while there is
+// something to write, so an idle connection costs one goroutine. Only the write loop writes to conn. The room actor sets the identity fields once,
 // in join, before the client is visible to anyone else.
 type Client struct {
 	h    *Hub
@@ -239,6 +244,43 @@ func (c *Client) writeFrames(frames [][]byte, deadline *time.Timer) error {
 	return nil
 }
 
+// Buffer sizes of a WebSocket connection, which keeps its buffers for its
+// whole life. net/http hands a hijacked connection 4 KiB for each; client
+// messages are small (pings, commands), and most server frames (events,
+// presence, pongs) fit 2 KiB, so a larger frame costs one more write
+// call. 5 KiB less per connection, about a quarter of an idle
+// connection's heap.
+const (
+	connReadBuffer  = 1 << 10 // bytes
+	connWriteBuffer = 2 << 10 // bytes
+)
+
+// smallBuffers is the ResponseWriter websocket.Accept gets: its Hijack
+// returns the connection with buffers of connReadBuffer and
+// connWriteBuffer bytes instead of net/http's.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	r := bufio.NewReaderSize(conn, connReadBuffer)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent right behind its upgrade request: they
+		// must stay buffered, where Accept looks for them.
+		b, _ := brw.Reader.Peek(n)
+		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(connReadBuffer, n))
+		if _, err := r.Peek(n); err != nil {
+			conn.Close()
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, connWriteBuffer)), nil
+}
+
 // serveWS runs one WebSocket connection from upgrade to close.
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr string, opts *websocket.AcceptOptions) {
 	if ok, retry := h.addrConnects.allow(addr, time.Now()); !ok {
@@ -255,18 +297,14 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 	h.mu.Unlock()
 	defer h.conns.Done()
 
-	conn, err := websocket.Accept(w, r, opts)
+	conn, err := websocket.Accept(smallBuffers{w}, r, opts)
 	if err != nil {
 		h.log.Debug("hub: websocket accept", "err", err)
 		return // Accept has answered the request
 	}
 	conn.SetReadLimit(int64(h.cfg.Limits.MaxFrameBytes))
 	c := &Client{h: h, conn: conn, addr: addr, done: make(chan struct{})}
-	// closeNow closes and waits for the write loop to send the close frame.
-	closeNow := func(code websocket.StatusCode, reason string) {
-		c.close(code, reason)
-		c.writers.Wait()
-	}
+	closeNow := c.closeAndWait
 
 	hi, code, reason := c.readHello()
 	if code != 0 {
@@ -283,20 +321,52 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 		}
 		return
 	}
-	defer h.release(ra)
 	c.ra = ra
 	err = ra.call(h.ctx, func() { code, reason = ra.join(c, hi) })
 	if err != nil {
+		h.release(ra)
 		closeNow(statusGoingAway, "server going away")
 		return
 	}
 	if code != 0 {
+		h.release(ra)
 		closeNow(code, reason)
 		return
 	}
+	// The connection goes on on a goroutine of its own and the HTTP
+	// handler returns, so that net/http and Echo let go of the request,
+	// its headers and net/http's buffers (see smallBuffers), which an
+	// idle connection kept for its whole life. The handler's count in
+	// conns is still held here, so this Add cannot race Shutdown's Wait.
+	h.conns.Add(1)
+	go c.serve()
+}
+
+// serve reads the client's messages until the connection ends, then
+// unregisters the client, closes it and releases its room.
+func (c *Client) serve() {
+	defer c.h.conns.Done()
+	defer c.h.release(c.ra)
+	defer func() {
+		_ = c.ra.call(context.Background(), func() { c.ra.leave(c) })
+		c.closeAndWait(statusNormal, "")
+	}()
+	defer func() {
+		// Echo's Recover middleware no longer covers the read loop: a
+		// panic here ends this connection, not the server.
+		if p := recover(); p != nil {
+			c.h.log.Error("hub: read loop panic", "room", c.ra.id, "panic", p, "stack", string(debug.Stack()))
+			c.close(statusInternal, "internal error")
+		}
+	}()
 	c.readLoop()
-	_ = ra.call(context.Background(), func() { ra.leave(c) })
-	closeNow(statusNormal, "")
+}
+
+// closeAndWait closes the client and waits for its write loop to send
+// the close frame.
+func (c *Client) closeAndWait(code websocket.StatusCode, reason string) {
+	c.close(code, reason)
+	c.writers.Wait()
 }
 
 // readHello reads and checks the first message. A non-zero code means the
