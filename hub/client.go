@@ -394,10 +394,16 @@ func (c *Client) readHello() (hello, websocket.StatusCode, string) {
 // readLoop reads client messages until the connection ends. It never does
 // I/O beyond queueing: commands go to the room actor's bounded queue.
 func (c *Client) readLoop() {
+	// A client silent for ReadTimeout is dropped by one timer per client,
+	// pushed back by every message, as writes are bounded (writeLoop): a
+	// context per read kept a timer, a channel and registrations alive
+	// for every idle connection and took the hub context's lock twice per
+	// message.
+	silence := time.AfterFunc(c.h.cfg.ReadTimeout, func() { c.conn.CloseNow() })
+	defer silence.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.ReadTimeout)
-		typ, data, err := c.conn.Read(ctx)
-		cancel()
+		typ, data, err := c.conn.Read(context.Background())
+		silence.Reset(c.h.cfg.ReadTimeout)
 		if err != nil {
 			if errors.Is(err, websocket.ErrMessageTooBig) {
 				c.close(statusTooBig, "message too big")
