@@ -36,9 +36,13 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
+# bench runs the Go benchmarks, then every workshop-bench scenario with
+# 1,000 attendees against a server of its own (free port, temporary data
+# directory, stopped afterwards); under a minute. README.md "Performance"
+# has the full-size runs.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./room/ ./hub/
-	$(GO) run ./cmd/workshop-bench -scenario all -clients 1000
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./room/ ./hub/
+	GO=$(GO) sh cmd/workshop-bench/bench.sh -- -scenario all -clients 1000 -join-window 3s -vote-window 3s -idle-settle 3s
 
 # fuzz runs every fuzz target for FUZZTIME each (go test runs one target
 # per invocation). The seed corpora also run as plain tests in `test`.
