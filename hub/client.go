@@ -348,14 +348,7 @@ func (c *Client) serve() {
 		_ = c.ra.call(context.Background(), func() { c.ra.leave(c) })
 		c.closeAndWait(statusNormal, "")
 	}()
-	defer func() {
-		// Echo's Recover middleware no longer covers the read loop: a
-		// panic here ends this connection, not the server.
-		if p := recover(); p != nil {
-			c.h.log.Error("hub: read loop panic", "room", c.ra.id, "panic", p, "stack", string(debug.Stack()))
-			c.close(statusInternal, "internal error")
-		}
-	}()
+	defer c.recoverPanic()
 	c.readLoop()
 }
 
@@ -407,47 +400,71 @@ func (c *Client) readLoop() {
 			}
 			return
 		}
-		select {
-		case <-c.done:
+		if c.closed() {
 			return
-		default:
 		}
-		if typ != websocket.MessageText {
-			c.sendError("", room.Errorf(room.EINVALID, "text frames only"))
-			continue
+		// Each message is handled on a goroutine of its own, which the
+		// loop waits for, so their order holds: decoding takes a deep
+		// stack, which the read loop would otherwise keep, idle, for the
+		// whole life of the connection. Messages are rare (a ping every
+		// 25 s, a few commands); idle connections are many.
+		handled := make(chan struct{})
+		go func() {
+			defer close(handled)
+			defer c.recoverPanic()
+			c.handle(typ, data)
+		}()
+		<-handled
+	}
+}
+
+// recoverPanic, deferred, turns a panic into the end of this connection
+// (1011), not of the server: Echo's Recover middleware does not cover the
+// goroutines of a connection.
+func (c *Client) recoverPanic() {
+	if p := recover(); p != nil {
+		c.h.log.Error("hub: connection panic", "room", c.ra.id, "panic", p, "stack", string(debug.Stack()))
+		c.close(statusInternal, "internal error")
+	}
+}
+
+// handle acts on one client message: ping, resume or a command.
+func (c *Client) handle(typ websocket.MessageType, data []byte) {
+	if typ != websocket.MessageText {
+		c.sendError("", room.Errorf(room.EINVALID, "text frames only"))
+		return
+	}
+	m, err := decodeClientMessage(data)
+	if err != nil {
+		c.sendError(m.ID, err)
+		return
+	}
+	switch m.Type {
+	case msgHello:
+		c.sendError(m.ID, room.Errorf(room.EINVALID, "hello was already received"))
+	case msgPing:
+		c.enqueue(mustJSON(pongMsg{Type: msgPong, ID: m.ID, T: m.T, Now: c.h.cfg.Now().UnixMilli(), Seq: c.ra.head.Load()}))
+	case msgResume:
+		epoch, seq := m.Epoch, m.Seq
+		ra := c.ra
+		go func() { // call blocks until the actor runs it; never on the read loop
+			_ = ra.call(c.h.ctx, func() {
+				if _, ok := ra.clients[c]; ok {
+					ra.sendCatchUp(c, epoch, seq)
+				}
+			})
+		}()
+	default:
+		if c.limits == nil {
+			c.limits = newConnLimiters(c.h.cfg.Limits)
 		}
-		m, err := decodeClientMessage(data)
-		if err != nil {
+		if err := c.h.checkCommand(c.limits, c.addr, m.Type, time.Now()); err != nil {
+			c.h.m.commands.WithLabelValues(m.Type, room.ERATELIMITED).Inc()
 			c.sendError(m.ID, err)
-			continue
+			return
 		}
-		switch m.Type {
-		case msgHello:
-			c.sendError(m.ID, room.Errorf(room.EINVALID, "hello was already received"))
-		case msgPing:
-			c.enqueue(mustJSON(pongMsg{Type: msgPong, ID: m.ID, T: m.T, Now: c.h.cfg.Now().UnixMilli(), Seq: c.ra.head.Load()}))
-		case msgResume:
-			epoch, seq := m.Epoch, m.Seq
-			ra := c.ra
-			go func() { // call blocks until the actor runs it; never on the read loop
-				_ = ra.call(c.h.ctx, func() {
-					if _, ok := ra.clients[c]; ok {
-						ra.sendCatchUp(c, epoch, seq)
-					}
-				})
-			}()
-		default:
-			if c.limits == nil {
-				c.limits = newConnLimiters(c.h.cfg.Limits)
-			}
-			if err := c.h.checkCommand(c.limits, c.addr, m.Type, time.Now()); err != nil {
-				c.h.m.commands.WithLabelValues(m.Type, room.ERATELIMITED).Inc()
-				c.sendError(m.ID, err)
-				continue
-			}
-			if !c.ra.submit(cmdReq{c: c, id: m.ID, cmd: m.Command}) {
-				c.sendError(m.ID, &room.Error{Code: room.ERATELIMITED, Message: "the room is busy; retry shortly"})
-			}
+		if !c.ra.submit(cmdReq{c: c, id: m.ID, cmd: m.Command}) {
+			c.sendError(m.ID, &room.Error{Code: room.ERATELIMITED, Message: "the room is busy; retry shortly"})
 		}
 	}
 }
