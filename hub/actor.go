@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"sync"
@@ -408,6 +409,12 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 		} else {
 			ra.h.m.storeErrors.Inc()
 			ra.h.log.Warn("hub: append failed", "room", ra.id, "err", err)
+		}
+		if errors.Is(err, ErrSeqConflict) && attempt < maxAppendAttempts {
+			// Two instances that keep colliding in a vote storm tend to
+			// stay in step; a short random pause before reading what the
+			// winner committed breaks the step.
+			time.Sleep(rand.N(time.Duration(attempt) * appendBackoff))
 		}
 		ra.resync("append failed")
 		if ra.broken || attempt >= maxAppendAttempts || !errors.Is(err, ErrSeqConflict) {

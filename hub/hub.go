@@ -30,7 +30,8 @@ const (
 	recentEvents         = 1024             // events kept in memory for resumes
 	maxResumeGap         = 2000             // a resume further behind than this gets a snapshot
 	storeTimeout         = 5 * time.Second  // one store call from a room actor
-	maxAppendAttempts    = 5                // conflicts retried before giving up
+	maxAppendAttempts    = 12               // conflicts retried before giving up
+	appendBackoff        = time.Millisecond // times the attempt: the bound of the random pause after a conflict
 	maxPresenceNames     = 1000             // names sent to the facilitator
 )
 
