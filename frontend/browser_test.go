@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/leveling/workshop/hub/hubtest"
 	"net"
 	"net/http"
 	"os"
@@ -131,24 +132,7 @@ type server struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	logs *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs *hubtest.LockedBuffer
 }
 
 func freeAddr(t *testing.T) string {
@@ -163,7 +147,7 @@ func freeAddr(t *testing.T) string {
 }
 
 func newServer(t *testing.T) *server {
-	s := &server{t: t, addr: freeAddr(t), dir: t.TempDir(), logs: &lockedBuffer{}}
+	s := &server{t: t, addr: freeAddr(t), dir: t.TempDir(), logs: &hubtest.LockedBuffer{}}
 	t.Cleanup(func() {
 		s.stop()
 		if t.Failed() {

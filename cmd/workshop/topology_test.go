@@ -610,7 +610,7 @@ type instance struct {
 	name string
 	base string // http://127.0.0.1:PORT
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *hubtest.LockedBuffer
 	done chan struct{} // closed when the process has been waited for
 	err  error         // its exit, once done is closed
 	at   time.Time     // when it exited, once done is closed
@@ -623,7 +623,7 @@ type instance struct {
 func startInstance(t *testing.T, ctx context.Context, bin, name string, env map[string]string) *instance {
 	t.Helper()
 	addr := freeAddr(t)
-	inst := &instance{name: name, base: "http://" + addr, log: &syncBuffer{}, done: make(chan struct{})}
+	inst := &instance{name: name, base: "http://" + addr, log: &hubtest.LockedBuffer{}, done: make(chan struct{})}
 	inst.cmd = exec.Command(bin)
 	inst.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKSHOP_ADDR=" + addr, "WORKSHOP_INSTANCE=" + name,
 		"WORKSHOP_DATA_DIR=" + t.TempDir(), "WORKSHOP_LOG_LEVEL=info"}
@@ -670,23 +670,6 @@ func (inst *instance) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // balancer is the test's stand-in for deploy/nginx.conf: round robin, no
@@ -870,7 +853,7 @@ http {
 		}
 	}
 	cmd := exec.Command(bin, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", filepath.Join(dir, "nginx.conf"))
-	out := &syncBuffer{}
+	out := &hubtest.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
