@@ -780,13 +780,13 @@ func TestWorkshopFlow(t *testing.T) {
 	res.shoot("results")
 	shootPrint(res, "results-print")
 
-	facilitatorControls(t, fac, ana, ben)
+	facilitatorControls(t, fac, ana, ben, team, links.Team1)
 	t.Logf("workshop flow took %v", time.Since(start).Round(time.Millisecond))
 }
 
 // facilitatorControls goes through the console's other controls and
 // checks what the attendees see.
-func facilitatorControls(t *testing.T, fac, ana, ben *tab) {
+func facilitatorControls(t *testing.T, fac, ana, ben, team *tab, oldTeamLink string) {
 	t.Helper()
 	timeLeft := func(tb *tab) int {
 		return eval[int](tb, `(() => { const e = document.querySelector('[role="timer"]'); return e ? +e.dataset.left : -1; })()`)
@@ -844,6 +844,14 @@ func facilitatorControls(t *testing.T, fac, ana, ben *tab) {
 	if eval[bool](ben, `document.querySelector('#join-name') !== null`) {
 		t.Error("a removed attendee is offered to join again")
 	}
+
+	// Replacing every link: the console moves to its new link by itself,
+	// shows new team links, and the old team link stops working.
+	oldFac := eval[string](fac, `location.href`)
+	fac.click(".links", "Replace all links")
+	fac.waitJS("the console on its new link", fmt.Sprintf(`location.href !== %s && document.querySelector('.conn[data-status="live"]') !== null`, strconv.Quote(oldFac)))
+	fac.waitJS("new team links", fmt.Sprintf(`(() => { const i = document.querySelector('#link-team-t1'); return i !== null && i.value.includes('#key=') && i.value !== %s; })()`, strconv.Quote(oldTeamLink)))
+	team.waitJS("the old team link refused", `document.querySelector('.conn[data-status="stopped"]') !== null`)
 
 	fac.click(".phase-bar", "Wrap up")
 	ana.waitJS("the wrap-up", `[...document.querySelectorAll('h2')].some((h) => h.textContent === 'Wrap-up')`)

@@ -280,6 +280,18 @@ function Presence({ room }) {
     </section>`;
 }
 
+// replaceLinks rotates every key. The server answers the new ones and then
+// closes every connection made with an old key, this one included, so the
+// console moves to its new link.
+async function replaceLinks() {
+  if (!window.confirm('Replace every facilitator, team and presenter link? The old ones stop working at once; send the new team links to the team leads.')) return;
+  const res = await conn.act('rotate_keys', {});
+  if (!res || !res.facilitatorKey) return;
+  const hash = `#key=${encodeURIComponent(res.facilitatorKey)}&presenter=${encodeURIComponent(res.presenterKey || '')}`;
+  location.replace(`/facilitator/${encodeURIComponent(roomId)}${hash}`);
+  location.reload();
+}
+
 function Links({ room }) {
   const [newTeam, setNewTeam] = useState('');
   const [added, setAdded] = useState(null);
@@ -321,6 +333,10 @@ function Links({ room }) {
         <button type="button" onClick=${() => doExport('json')}>JSON</button>
         <button type="button" onClick=${() => doExport('md')}>Markdown</button>
         <p class="muted small" role="status">${msg}</p>
+      </div>
+      <div class="replace-links">
+        <button type="button" class="button-danger" onClick=${replaceLinks}>Replace all links</button>
+        <p class="muted small">If a facilitator, team or presenter link leaked: every key is replaced at once and the old links stop working. Attendees stay.</p>
       </div>
       <form class="inline-form" onSubmit=${add}>
         <label for="new-team">Add a team</label>
