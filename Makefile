@@ -15,11 +15,13 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/workshop-bench ./cmd/workshop-bench
 
 # deps installs what the tests need from Debian's packages when missing:
-# redis-server for the Redis tests, chromium for the browser tests.
+# redis-server (with redis-cli) for the Redis tests, chromium for the
+# browser tests, nginx to run deploy/nginx.conf in the drain test.
 deps:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && \
