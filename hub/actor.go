@@ -727,10 +727,19 @@ func (ra *roomActor) fanout(events []room.Event) {
 		ra.recent = slices.Delete(ra.recent, 0, n)
 	}
 	enc := newEventEncoder(events)
+	// Attendees whose own twin of an event differs from the public one (the
+	// author of a pending or anonymous question, a voter, a reporter) get
+	// a frame of their own.
 	authors := map[string]bool{}
 	for _, e := range events {
 		if e.Question != nil && e.Question.Author != "" {
 			authors[e.Question.Author] = true
+		}
+		switch e.Type {
+		case room.EvUpvoted, room.EvUnvoted, room.EvReported:
+			if e.Participant != "" {
+				authors[e.Participant] = true
+			}
 		}
 	}
 	for class, members := range ra.byClass {

@@ -115,6 +115,23 @@ func TestWorkshopEndToEnd(t *testing.T) {
 			t.Fatalf("client %d saw %d gaps", i, c.Gaps())
 		}
 	}
+	// Who voted is not shown to other attendees (with names on raised
+	// hands, a participant id would say who voted for what); the voter and
+	// the facilitator see it.
+	for _, voter := range attendees[1:] {
+		pid := voter.Welcome().Participant
+		for _, f := range attendees[0].Frames() {
+			if bytes.Contains(f, []byte(pid)) {
+				t.Fatalf("another attendee's participant id reached attendee 0: %s", f)
+			}
+		}
+		if q, _ := voter.State().Question(qid); !q.Voters[pid] {
+			t.Fatalf("the voter does not see its own vote: %+v", q)
+		}
+		if q, _ := fac.State().Question(qid); !q.Voters[pid] {
+			t.Fatalf("the facilitator does not see who voted: %+v", q)
+		}
+	}
 	// The server's state is what the clients converged on.
 	st, err := srv.hub.LoadRoom(ctx, rm.ID)
 	if err != nil {

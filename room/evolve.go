@@ -78,17 +78,23 @@ func Evolve(s *State, e Event) *State {
 			q.Votes, q.Voters = votes, voters
 		}
 	case EvUpvoted:
+		// Count is the new total; a client's twin of someone else's vote
+		// has no participant, only the count.
 		if q, ok := s.Question(e.QuestionID); ok {
-			if q.Voters == nil {
-				q.Voters = map[string]bool{}
+			if e.Participant != "" {
+				if q.Voters == nil {
+					q.Voters = map[string]bool{}
+				}
+				q.Voters[e.Participant] = true
 			}
-			q.Voters[e.Participant] = true
-			q.Votes = len(q.Voters)
+			q.Votes = e.Count
 		}
 	case EvUnvoted:
 		if q, ok := s.Question(e.QuestionID); ok {
-			delete(q.Voters, e.Participant)
-			q.Votes = len(q.Voters)
+			if e.Participant != "" {
+				delete(q.Voters, e.Participant)
+			}
+			q.Votes = e.Count
 		}
 	case EvReported:
 		if q, ok := s.Question(e.QuestionID); ok {

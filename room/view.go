@@ -20,6 +20,9 @@ func (a Audience) isFacilitator() bool { return a.Role == RoleFacilitator }
 func (a Audience) isTeam(id string) bool {
 	return a.Role == RoleTeam && a.Team == id && id != ""
 }
+func (a Audience) isSelf(participant string) bool {
+	return participant != "" && a.Participant == participant
+}
 func (a Audience) isAuthor(q *Question) bool {
 	return q != nil && a.Participant != "" && q.Author == a.Participant
 }
@@ -152,7 +155,18 @@ func Redact(e Event, aud Audience) Event {
 		}
 		q.Voters, q.Reporters = nil, nil
 		e.Question = q
-	case EvReported, EvParticipantRemoved:
+	case EvUpvoted, EvUnvoted:
+		// Who voted is the voter's and the facilitator's business: with
+		// the names on raised hands, a participant id would tell everyone
+		// who voted for what. Others get the new count only.
+		if !aud.isFacilitator() && !aud.isSelf(e.Participant) {
+			e.Participant = ""
+		}
+	case EvReported:
+		if !aud.isFacilitator() && !aud.isSelf(e.Participant) {
+			return private
+		}
+	case EvParticipantRemoved:
 		if !aud.isFacilitator() {
 			return private
 		}
@@ -186,7 +200,15 @@ func VariantKey(e Event, aud Audience) string {
 			return "author"
 		}
 		return "other"
-	case EvReported, EvParticipantRemoved:
+	case EvUpvoted, EvUnvoted, EvReported:
+		switch {
+		case aud.isFacilitator():
+			return "facilitator"
+		case aud.isSelf(e.Participant):
+			return "self"
+		}
+		return "other"
+	case EvParticipantRemoved:
 		if aud.isFacilitator() {
 			return "facilitator"
 		}
