@@ -922,6 +922,12 @@ func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reaso
 // sendCatchUp queues what a client that has (epoch, seq) misses: the events
 // after seq when they are at hand, else a snapshot. Never a partial replay.
 func (ra *roomActor) sendCatchUp(c *Client, epoch string, seq uint64) {
+	if epoch == ra.epoch && seq > ra.state.Seq && !ra.broken {
+		// The client has seen more than this instance (it comes from a
+		// faster one): catch up from the store rather than send it a
+		// snapshot that would take it backwards.
+		ra.resync("client ahead")
+	}
 	cur := ra.state.Seq
 	if epoch != ra.epoch || seq == 0 || seq > cur || cur-seq > maxResumeGap {
 		c.enqueue(ra.snapshotFor(c))
