@@ -89,6 +89,11 @@ type cmdReq struct {
 	cmd room.Command
 }
 
+// key is the command's idempotency key: the client's id is unique per
+// participant, so a retry from any connection of the same participant,
+// on any instance, finds it.
+func (r cmdReq) key() string { return r.c.actor.Participant + "/" + r.id }
+
 func newRoomActor(h *Hub, id string) *roomActor {
 	return &roomActor{
 		h: h, id: id,
@@ -340,7 +345,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			if answered[i] {
 				continue
 			}
-			key := r.c.actor.Participant + "/" + r.id
+			key := r.key()
 			if seq, ok := ra.state.Applied(key); ok {
 				result := ra.results[key]
 				if result == nil {
@@ -391,7 +396,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			ra.fanout(events)
 			for _, a := range acks {
 				if a.result != nil {
-					ra.remember(a.r.c.actor.Participant+"/"+a.r.id, a.result)
+					ra.remember(a.r.key(), a.result)
 				}
 			}
 			ra.sendAcks(out, acks)
@@ -439,7 +444,7 @@ func (ra *roomActor) appliedAfterReload(r cmdReq) (uint64, bool) {
 	if ra.broken || ra.state == nil {
 		return 0, false
 	}
-	return ra.state.Applied(r.c.actor.Participant + "/" + r.id)
+	return ra.state.Applied(r.key())
 }
 
 // unknownReference reports whether cmd names a question or team that the
@@ -1128,8 +1133,22 @@ func (ra *roomActor) tickPresence(now time.Time) {
 	}
 	_, facilitators := ra.byClass[classFacilitator]
 	merged := ra.mergedPresence(now, facilitators)
+	// Only the facilitator's presence differs (names): two encodings per
+	// tick however many team classes there are.
+	var public, withNames []byte
 	for class, members := range ra.byClass {
-		frame := mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(class))})
+		var frame []byte
+		if class == classFacilitator {
+			if withNames == nil {
+				withNames = mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(class))})
+			}
+			frame = withNames
+		} else {
+			if public == nil {
+				public = mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(classPublic))})
+			}
+			frame = public
+		}
 		if string(frame) == string(ra.sentPresence[class]) {
 			continue
 		}

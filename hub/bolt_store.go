@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,17 +82,9 @@ func seqKey(seq uint64) []byte {
 	return b[:]
 }
 
-func newEpoch() string {
-	b := make([]byte, 8)
-	if _, err := rand.Read(b); err != nil {
-		panic("hub: crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b)
-}
-
 // Create stores a new room.
 func (s *BoltStore) Create(_ context.Context, roomID, code string, events []room.Event) (string, error) {
-	epoch := newEpoch()
+	epoch := randomHex(8)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rooms, codes := tx.Bucket(bucketRooms), tx.Bucket(bucketCodes)
 		if rooms.Bucket([]byte(roomID)) != nil || codes.Get([]byte(code)) != nil {

@@ -44,7 +44,8 @@ var CloseCodes = []websocket.StatusCode{
 // Client is one WebSocket connection. Its read loop runs on a goroutine
 // of its own once the client has joined (serve), and the HTTP handler
 // returns; its write loop runs on another goroutine only while there is
-// something to write, so an idle connection costs one goroutine. Only the write loop writes to conn. The room actor sets the identity fields once,
+// something to write, so an idle connection costs one goroutine. Only the
+// write loop writes to conn. The room actor sets the identity fields once,
 // in join, before the client is visible to anyone else.
 type Client struct {
 	h    *Hub
@@ -281,13 +282,14 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // serveWS runs one WebSocket connection from upgrade to close.
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr string, opts *websocket.AcceptOptions) {
 	if ok, retry := h.addrConnects.allow(addr, time.Now()); !ok {
-		writeRateLimited(w, "too many connection attempts from your address", retry)
+		w.Header().Set("Retry-After", retryAfterSeconds(retry))
+		writeAPIError(w, rateLimitedError("connection attempts from your address", retry))
 		return
 	}
 	h.mu.Lock()
 	if h.draining {
 		h.mu.Unlock()
-		http.Error(w, `{"error":{"code":"unavailable","message":"server going away"}}`, http.StatusServiceUnavailable)
+		writeAPIError(w, room.Errorf(room.EUNAVAILABLE, "server going away"))
 		return
 	}
 	h.conns.Add(1)
@@ -469,12 +471,16 @@ func (c *Client) handle(typ websocket.MessageType, data []byte) {
 	}
 }
 
-// writeRateLimited answers a plain HTTP request (before any upgrade) with
-// 429, a Retry-After header and the JSON error body.
-func writeRateLimited(w http.ResponseWriter, msg string, retry time.Duration) {
-	secs := int(retry.Seconds() + 0.999)
-	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+// writeAPIError answers a plain HTTP request (before any upgrade, outside
+// Echo's error handler) with the status and JSON body of err.
+func writeAPIError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusTooManyRequests)
-	_, _ = w.Write(mustJSON(map[string]any{"error": map[string]any{"code": room.ERATELIMITED, "message": msg, "retryAfter": retry.Milliseconds()}}))
+	w.WriteHeader(statusOf(err))
+	_, _ = w.Write(mustJSON(newAPIError(err)))
+}
+
+// retryAfterSeconds is a Retry-After header value: whole seconds, at
+// least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(max(int(d.Seconds()+0.999), 1))
 }

@@ -65,6 +65,3 @@ func statusOf(err error) int {
 	}
 	return http.StatusInternalServerError
 }
-
-// asErr is errors.As, named so wire.go reads plainly.
-func asErr[T error](err error, target *T) bool { return errors.As(err, target) }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -143,15 +142,19 @@ type apiError struct {
 	} `json:"error"`
 }
 
+func newAPIError(err error) apiError {
+	var body apiError
+	body.Error.Code, body.Error.Message = errorCode(err), errorMessage(err)
+	body.Error.RetryAfter = retryAfter(err).Milliseconds()
+	return body
+}
+
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
-		var body apiError
-		status := statusOf(err)
-		body.Error.Code, body.Error.Message = errorCode(err), errorMessage(err)
-		body.Error.RetryAfter = retryAfter(err).Milliseconds()
+		status, body := statusOf(err), newAPIError(err)
 		var he *echo.HTTPError
 		if errors.As(err, &he) {
 			status = he.Code
@@ -222,7 +225,7 @@ func limited(l *addrLimiters, c echo.Context, what string) error {
 	if ok {
 		return nil
 	}
-	c.Response().Header().Set("Retry-After", strconv.Itoa(max(int(retry.Seconds()+0.999), 1)))
+	c.Response().Header().Set("Retry-After", retryAfterSeconds(retry))
 	return rateLimitedError(what, retry)
 }
 

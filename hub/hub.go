@@ -69,7 +69,7 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 	if c.Instance == "" {
-		c.Instance = newEpoch()
+		c.Instance = randomHex(8)
 	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = defaultSendQueue

@@ -18,13 +18,22 @@ const (
 	keyBytes     = 24 // 192 random bits per key
 )
 
-// newKey returns a fresh random key, URL-safe base64.
-func newKey() string {
-	b := make([]byte, keyBytes)
+// randomBytes returns n bytes from crypto/rand, the one source of every
+// key, code, id and epoch here.
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		panic("hub: crypto/rand failed: " + err.Error()) // never happens on Linux
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return b
+}
+
+// randomHex returns n random bytes as hex (epochs, instance names).
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }
+
+// newKey returns a fresh random key, URL-safe base64.
+func newKey() string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(keyBytes))
 }
 
 // deriveKey derives the presenter key and the team keys from the
@@ -59,12 +68,8 @@ func keyMatches(key, hash string) bool {
 
 // newJoinCode returns a random short join code.
 func newJoinCode() string {
-	b := make([]byte, codeLen)
-	if _, err := rand.Read(b); err != nil {
-		panic("hub: crypto/rand failed: " + err.Error())
-	}
 	out := make([]byte, codeLen)
-	for i, x := range b {
+	for i, x := range randomBytes(codeLen) {
 		out[i] = codeAlphabet[int(x)%len(codeAlphabet)] // 256 % 32 == 0: no bias
 	}
 	return string(out)
@@ -90,11 +95,7 @@ func normalizeCode(s string) string {
 
 // newParticipantID mints an attendee's public id.
 func newParticipantID() string {
-	b := make([]byte, 9)
-	if _, err := rand.Read(b); err != nil {
-		panic("hub: crypto/rand failed: " + err.Error())
-	}
-	return "p_" + base64.RawURLEncoding.EncodeToString(b)
+	return "p_" + base64.RawURLEncoding.EncodeToString(randomBytes(9))
 }
 
 // participantToken signs a participant id with the room's participant

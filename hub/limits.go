@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -134,7 +135,7 @@ func (e *limitError) Unwrap() error { return e.err }
 // retryAfter is how long a rate-limited client should wait, or 0.
 func retryAfter(err error) time.Duration {
 	var le *limitError
-	if asErr(err, &le) {
+	if errors.As(err, &le) {
 		return le.retry
 	}
 	return 0

@@ -112,7 +112,7 @@ var errRedisBusClosed = errors.New("redis bus: closed")
 // does not close it, so a bus and a store may share one.
 func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
 	if cfg.Instance == "" {
-		cfg.Instance = redisRandomHex(8)
+		cfg.Instance = randomHex(8)
 	}
 	if cfg.ProbeInterval <= 0 {
 		cfg.ProbeInterval = defaultProbeInterval

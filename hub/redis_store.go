@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -242,7 +240,7 @@ func (s *RedisStore) Create(ctx context.Context, roomID, code string, events []r
 	if events[0].Type != room.EvRoomCreated {
 		return "", fmt.Errorf("redis store: create %s: first event is %q, want %q", roomID, events[0].Type, room.EvRoomCreated)
 	}
-	epoch := redisRandomHex(8)
+	epoch := randomHex(8)
 	args := make([]any, 0, 4+len(events))
 	args = append(args, roomID, code, epoch, s.cfg.Now().UnixMilli())
 	for _, e := range events {
@@ -543,14 +541,6 @@ func redisUnavailable(err error) bool {
 	// Dial and I/O errors, io.EOF, timeouts, a closed client, pool
 	// exhaustion.
 	return true
-}
-
-func redisRandomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic("hub: crypto/rand failed: " + err.Error()) // never happens on Linux
-	}
-	return hex.EncodeToString(b)
 }
 
 // NewRedisClient makes a client from a URL with timeouts fit for the hub, so

@@ -28,7 +28,7 @@ var redisT0 = time.Date(2026, 11, 24, 18, 0, 0, 0, time.UTC)
 
 // testPrefix is a key prefix no other test uses.
 func testPrefix(t testing.TB) string {
-	return "test:" + strings.ReplaceAll(t.Name(), "/", ".") + ":" + redisRandomHex(4) + ":"
+	return "test:" + strings.ReplaceAll(t.Name(), "/", ".") + ":" + randomHex(4) + ":"
 }
 
 func testContext(t testing.TB, d time.Duration) context.Context {
@@ -79,8 +79,8 @@ type testRoom struct {
 // room_created events.
 func newTestRoom(t testing.TB) (*testRoom, []room.Event) {
 	t.Helper()
-	id := "r" + redisRandomHex(6)
-	code := strings.ToUpper(redisRandomHex(4))
+	id := "r" + randomHex(6)
+	code := strings.ToUpper(randomHex(4))
 	events, err := room.Create(room.CreateParams{
 		ID: id, Code: code, Title: "Platform review", Model: room.PEMM(),
 		TeamNames: []string{"Payments", "Search"},

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"strconv"
 	"unicode/utf8"
@@ -97,9 +98,9 @@ func shortJSONError(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
-	case asErr(err, &se):
+	case errors.As(err, &se):
 		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
-	case asErr(err, &te):
+	case errors.As(err, &te):
 		return te.Field + ": wrong type " + te.Value
 	}
 	return truncate(err.Error(), 120)
