@@ -731,7 +731,7 @@ func (ra *roomActor) fanout(events []room.Event) {
 	if n := len(ra.recent) - recentEvents; n > 0 {
 		ra.recent = slices.Delete(ra.recent, 0, n)
 	}
-	enc := newEventEncoder(events)
+	enc := newEventEncoder(events, ra.state)
 	// Attendees whose own twin of an event differs from the public one (the
 	// author of a pending or anonymous question, a voter, a reporter) get
 	// a frame of their own.
@@ -791,13 +791,17 @@ func (ra *roomActor) afterEvents(events []room.Event) {
 
 // eventEncoder caches each event's encoding per variant key, so an event is
 // marshalled once per distinct audience variant however many clients get it.
+// Every event is cut against end, the room's state after the last of them
+// (room.Redact): a range never tells more than a snapshot at its end.
 type eventEncoder struct {
 	events []room.Event
+	end    *room.State
 	cache  []map[string][]byte
 }
 
-func newEventEncoder(events []room.Event) *eventEncoder {
-	return &eventEncoder{events: events, cache: make([]map[string][]byte, len(events))}
+// newEventEncoder encodes events, a contiguous range that ends at end.
+func newEventEncoder(events []room.Event, end *room.State) *eventEncoder {
+	return &eventEncoder{events: events, end: end, cache: make([]map[string][]byte, len(events))}
 }
 
 func (x *eventEncoder) encodeFor(aud room.Audience) [][]byte {
@@ -808,7 +812,7 @@ func (x *eventEncoder) encodeFor(aud room.Audience) [][]byte {
 			out[i] = b
 			continue
 		}
-		b := mustJSON(room.Redact(e, aud))
+		b := mustJSON(room.Redact(e, aud, x.end))
 		if x.cache[i] == nil {
 			x.cache[i] = map[string][]byte{}
 		}
@@ -956,7 +960,7 @@ func (ra *roomActor) sendCatchUp(c *Client, epoch string, seq uint64) {
 		c.enqueue(ra.snapshotFor(c))
 		return
 	}
-	c.enqueue(eventsFrame(ra.epoch, newEventEncoder(missed).encodeFor(c.aud)))
+	c.enqueue(eventsFrame(ra.epoch, newEventEncoder(missed, ra.state).encodeFor(c.aud)))
 }
 
 // authenticate turns a hello into an actor. gen is the key generation for

@@ -148,7 +148,7 @@ func BenchmarkEncodeEvents(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				enc := newEventEncoder(tc.evs)
+				enc := newEventEncoder(tc.evs, nil)
 				for _, class := range classes {
 					_ = eventsFrame("e1", enc.encodeFor(classAudience(class)))
 				}

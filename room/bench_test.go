@@ -133,6 +133,6 @@ func BenchmarkRedactUpvote(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = VariantKey(e, aud)
-		_ = Redact(e, aud)
+		_ = Redact(e, aud, nil)
 	}
 }

@@ -184,7 +184,7 @@ func (c *secrecyChecker) checkEvent(t testing.TB, e Event, after *State, auds []
 	classes := map[string]*variant{}
 	shared := map[string]bool{}
 	for _, aud := range auds {
-		r := Redact(e, aud)
+		r := Redact(e, aud, after)
 		k := VariantKey(e, aud)
 		v, ok := classes[k]
 		if !ok {
@@ -388,7 +388,7 @@ func TestSecrecyOfEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, e := range f.log {
 				if e.Type == tc.typ && (tc.typ != EvDraftSaved || e.Team == "t1") {
-					if got := Redact(e, tc.aud).Type; got != tc.want {
+					if got := Redact(e, tc.aud, nil).Type; got != tc.want {
 						t.Errorf("type: got %v, want %v", got, tc.want)
 					}
 					return
@@ -439,7 +439,7 @@ func TestRedactDoesNotAlias(t *testing.T) {
 	for _, e := range f.log {
 		before := mustJSON(t, e)
 		for _, aud := range testAudiences() {
-			r := Redact(e, aud)
+			r := Redact(e, aud, nil)
 			if r.Question != nil {
 				r.Question.Text = "changed"
 			}

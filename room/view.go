@@ -131,10 +131,21 @@ func onlyMine(set map[string]bool, me string, all bool) map[string]bool {
 	return nil
 }
 
-// Redact returns the twin of e that aud may see. An event aud may not see
-// at all becomes an EvPrivate event with the same sequence number, so every
-// audience sees a contiguous sequence. Cmd and Secrets are always stripped.
-func Redact(e Event, aud Audience) Event {
+// Redact returns the twin of e that aud may see, cut against end: the
+// room's state at the end of the range of events e is sent in (after the
+// last of them; nil means the state right after e). An event aud may not
+// see at all becomes an EvPrivate event with the same sequence number, so
+// every audience sees a contiguous sequence. Cmd and Secrets are always
+// stripped.
+//
+// Cutting against the end of the range is what makes a replay tell no more
+// than a snapshot taken at its end: what was taken back inside the range (a
+// question hidden after it was posted, a reveal hidden again) is left out
+// of the events before the take-back too, so a client that resumes, or gets
+// a whole batch at once, learns nothing that View(end, aud) would not show
+// it. A client that saw the event live, before the take-back, saw it while
+// it was public.
+func Redact(e Event, aud Audience, end *State) Event {
 	e.Cmd, e.Secrets = "", nil
 	private := Event{Seq: e.Seq, Type: EvPrivate, At: e.At}
 	switch e.Type {
@@ -150,11 +161,13 @@ func Redact(e Event, aud Audience) Event {
 		}
 	case EvQuestionPosted, EvQuestionApproved, EvQuestionRestored:
 		q := viewQuestion(e.Question, aud)
-		if q == nil {
+		if q == nil || !visibleAtEnd(end, e.QuestionID, aud) {
 			return private
 		}
 		q.Voters, q.Reporters = nil, nil
 		e.Question = q
+	case EvRevealed:
+		e.Scores = revealedAtEnd(end, e.Aspect, e.Scores)
 	case EvUpvoted, EvUnvoted:
 		// Who voted is the voter's and the facilitator's business: with
 		// the names on raised hands, a participant id would tell everyone
@@ -174,9 +187,50 @@ func Redact(e Event, aud Audience) Event {
 	return e
 }
 
+// visibleAtEnd reports whether aud sees question id in end (true when end
+// is nil: the state right after the event shows what the event shows).
+func visibleAtEnd(end *State, id string, aud Audience) bool {
+	if end == nil {
+		return true
+	}
+	q, ok := end.Question(id)
+	return ok && viewQuestion(q, aud) != nil
+}
+
+// revealedAtEnd keeps the level and rationale of a revealed score only
+// where end still shows that very score revealed; a score hidden again (or
+// hidden, changed and revealed anew, which a later event carries) keeps
+// only that the team submitted. The same for every audience: a team's own
+// score reaches it through its own submitted event.
+func revealedAtEnd(end *State, aspect string, scores []RevealedScore) []RevealedScore {
+	if end == nil {
+		return scores
+	}
+	var out []RevealedScore
+	for i, sc := range scores {
+		a := end.Score(sc.Team, aspect)
+		if sc.Level == 0 && sc.Rationale == "" || a != nil && a.Revealed && a.Submitted && a.Level == sc.Level && a.Rationale == sc.Rationale {
+			if out != nil {
+				out = append(out, sc)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]RevealedScore, 0, len(scores)), scores[:i]...)
+		}
+		out = append(out, RevealedScore{Team: sc.Team, Submitted: sc.Submitted})
+	}
+	if out == nil {
+		return scores
+	}
+	return out
+}
+
 // VariantKey names the class of audiences that get identical bytes from
-// Redact(e, aud): the hub encodes e once per distinct key. Audiences with
-// the same key must get the same twin.
+// Redact(e, aud, end) for any one end: the hub encodes e once per distinct
+// key. Audiences with the same key must get the same twin (what end takes
+// away depends on the same classes: who authored a question, who is the
+// facilitator; a revealed score is cut alike for everyone).
 func VariantKey(e Event, aud Audience) string {
 	switch e.Type {
 	case EvRoomCreated:

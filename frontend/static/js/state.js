@@ -121,7 +121,10 @@ export function applyEvent(s, e, me) {
         const a = assessment(s, sc.team, e.aspect);
         a.revealed = true;
         a.submitted = !!sc.submitted;
-        if (sc.submitted) {
+        // A score without a level was taken back later in the same
+        // range (PROTOCOL.md, "Events"): it says only that the team
+        // submitted, and a team keeps its own level.
+        if (sc.submitted && sc.level) {
           a.level = sc.level;
           a.rationale = sc.rationale || '';
         }
