@@ -288,14 +288,36 @@ func (c *Client) WaitSeq(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// WaitState waits until cond holds for the client's room state.
+// WaitState waits until cond holds for the client's room state. A
+// connection that closes first is an error, not success: the state it
+// froze at says nothing about what the server did next.
 func (c *Client) WaitState(ctx context.Context, cond func(*room.State) bool) error {
-	return c.waitUntil(ctx, func() bool { return c.state != nil && cond(c.state) || c.closed })
+	held := func() bool { return c.state != nil && cond(c.state) }
+	if err := c.waitUntil(ctx, func() bool { return held() || c.closed }); err != nil {
+		return fmt.Errorf("hubtest: wait for state: %w", err)
+	}
+	return c.closedBefore(held, "state")
 }
 
-// WaitPresence waits until cond holds for the last presence received.
+// WaitPresence waits until cond holds for the last presence received; a
+// connection that closes first is an error.
 func (c *Client) WaitPresence(ctx context.Context, cond func(room.Presence) bool) error {
-	return c.waitUntil(ctx, func() bool { return cond(c.presence) || c.closed })
+	held := func() bool { return cond(c.presence) }
+	if err := c.waitUntil(ctx, func() bool { return held() || c.closed }); err != nil {
+		return fmt.Errorf("hubtest: wait for presence: %w", err)
+	}
+	return c.closedBefore(held, "presence")
+}
+
+// closedBefore answers an error when held does not hold (the connection
+// closed first).
+func (c *Client) closedBefore(held func() bool, what string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if held() {
+		return nil
+	}
+	return fmt.Errorf("hubtest: closed while waiting for %s: %w", what, c.closeErr)
 }
 
 // WaitClosed waits for the connection to end and returns its close error.
