@@ -1,5 +1,7 @@
 package room
 
+import "slices"
+
 // Role is what a connection may do, carried by the key or link it used.
 type Role string
 
@@ -78,9 +80,59 @@ var CommandTypes = []string{
 	CmdUpvote, CmdUnvote, CmdReport, CmdRaiseHand, CmdLowerHand,
 }
 
-// Command is a request to change a room. It is flat: each type uses the
-// fields its comment above names and ignores the rest. The JSON form is what
-// clients send (inside the hub's envelope).
+// commandFields lists, per command type, the client fields (by their JSON
+// names) the command takes. Any other field a client sets is refused with
+// invalid naming it (Decide): a field silently ignored is a client that
+// believes it did something it did not, such as a team lead naming another
+// team in submit.
+var commandFields = map[string][]string{
+	CmdStart:           nil,
+	CmdGotoAspect:      {"aspect"},
+	CmdSetAgenda:       {"order"},
+	CmdAddTeam:         {"name"},
+	CmdSetQueue:        {"aspect", "order"},
+	CmdCallTurn:        {"team", "participant", "seconds"},
+	CmdExtendTurn:      {"seconds"},
+	CmdEndTurn:         nil,
+	CmdReveal:          {"aspect", "team"},
+	CmdHideReveal:      {"aspect", "team"},
+	CmdHighlight:       {"question"},
+	CmdAnswer:          {"question", "on"},
+	CmdHideQuestion:    {"question"},
+	CmdRestoreQuestion: {"question"},
+	CmdApproveQuestion: {"question"},
+	CmdSetApproveFirst: {"on"},
+	CmdSetNote:         {"aspect", "text"},
+	CmdAddAction:       {"aspect", "text"},
+	CmdSetActionDone:   {"aspect", "action", "on"},
+	CmdRemoveAction:    {"aspect", "action"},
+	CmdWrapUp:          nil,
+	CmdClose:           nil,
+	CmdRemove:          {"participant"},
+	CmdRotateKeys:      nil,
+	CmdSaveDraft:       {"aspect", "level", "rationale"},
+	CmdSubmit:          {"aspect", "level", "rationale"},
+	CmdAsk:             {"text", "anonymous"},
+	CmdUpvote:          {"question"},
+	CmdUnvote:          {"question"},
+	CmdReport:          {"question"},
+	CmdRaiseHand:       nil,
+	CmdLowerHand:       {"participant"}, // another's: the facilitator only (decideLowerHand)
+}
+
+// fieldReasons say, for a field a command does not take, why, where a
+// plain "not a field of" would leave a person guessing.
+var fieldReasons = map[string]map[string]string{
+	CmdSaveDraft: {"team": "a team lead acts for its own team only"},
+	CmdSubmit:    {"team": "a team lead acts for its own team only"},
+	CmdRaiseHand: {"participant": "a participant raises its own hand only"},
+	CmdAsk:       {"name": "a question carries its author's display name"},
+}
+
+// Command is a request to change a room. It is flat: each type takes the
+// fields commandFields names, and Decide refuses any other that is set. A
+// field at its zero value ("", 0, false, an empty list) counts as absent.
+// The JSON form is what clients send (inside the hub's envelope).
 type Command struct {
 	Type        string   `json:"type"`
 	Aspect      string   `json:"aspect,omitempty"`
@@ -103,4 +155,44 @@ type Command struct {
 	// NewSecrets carries fresh key hashes for rotate_keys and add_team; the
 	// hub generates them. Clients cannot set it.
 	NewSecrets *Secrets `json:"-"`
+	// Present is set by the hub for remove_participant when the participant
+	// named is connected to the room (on this instance, or in another
+	// instance's presence): the domain keeps no record of an attendee who
+	// never acted, and the facilitator removes attendees it sees in
+	// presence. Clients cannot set it.
+	Present bool `json:"-"`
+}
+
+// Fields answers the JSON names of the client fields c sets (at a
+// non-zero value), in the order of Command.
+func (c Command) Fields() []string {
+	var out []string
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{
+		{c.Aspect != "", "aspect"}, {c.Team != "", "team"}, {c.Participant != "", "participant"},
+		{c.Question != "", "question"}, {c.Level != 0, "level"}, {c.Rationale != "", "rationale"},
+		{c.Text != "", "text"}, {c.Name != "", "name"}, {c.Anonymous, "anonymous"}, {c.On, "on"},
+		{c.Seconds != 0, "seconds"}, {c.Action != 0, "action"}, {len(c.Order) > 0, "order"},
+	} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
+// checkFields refuses a field c sets that its type does not take.
+func checkFields(c Command) error {
+	for _, f := range c.Fields() {
+		if slices.Contains(commandFields[c.Type], f) {
+			continue
+		}
+		if why := fieldReasons[c.Type][f]; why != "" {
+			return Errorf(EINVALID, "%s: %s", f, why)
+		}
+		return Errorf(EINVALID, "%s: not a field of %s", f, c.Type)
+	}
+	return nil
 }

@@ -92,6 +92,9 @@ func Decide(s *State, actor Actor, cmd Command, now time.Time) ([]Event, error) 
 	if actor.Participant != "" && s.Removed[actor.Participant] {
 		return nil, Errorf(EFORBIDDEN, "you were removed from this room")
 	}
+	if err := checkFields(cmd); err != nil {
+		return nil, err
+	}
 	d := &decision{s: s, actor: actor, cmd: cmd, now: now.UTC()}
 	if err := h.fn(d); err != nil {
 		return nil, err
@@ -399,7 +402,7 @@ func decideCallTurn(d *decision) error {
 	turn := &Turn{Aspect: d.s.Aspect, StartedAt: d.now, EndsAt: d.now.Add(length)}
 	switch {
 	case d.cmd.Team != "" && d.cmd.Participant != "":
-		return Errorf(EINVALID, "give the turn to a team or to a participant, not both")
+		return Errorf(EINVALID, "participant: give the turn to a team or to a participant, not both")
 	case d.cmd.Participant != "":
 		i := slices.IndexFunc(d.s.Hands, func(h Hand) bool { return h.Participant == d.cmd.Participant })
 		if i < 0 {
@@ -482,7 +485,9 @@ func decideLowerHand(d *decision) error {
 	who := d.actor.Participant
 	if d.cmd.Participant != "" && d.cmd.Participant != who {
 		if d.actor.Role != RoleFacilitator {
-			return Errorf(EFORBIDDEN, "only the facilitator may lower another participant's hand")
+			// The role may send lower_hand but not set this field to
+			// another participant: invalid, like any field it may not set.
+			return Errorf(EINVALID, "participant: only the facilitator may lower another participant's hand")
 		}
 		who = d.cmd.Participant
 	}
@@ -835,22 +840,43 @@ func decideRemoveAction(d *decision) error {
 // mints ids of 14 characters; anything this long is not one of them.
 const maxParticipantLen = 64
 
+// decideRemove removes an attendee the room knows: one it has a trace of
+// (knownParticipant), or one the hub vouches is connected (cmd.Present),
+// since the facilitator's console lists connected attendees from presence
+// and an attendee who only listens leaves no trace in the state. Anyone
+// else never existed here, or left without a trace: not_found, so a typo
+// or a stale id is not answered as a removal that did something.
 func decideRemove(d *decision) error {
 	p := d.cmd.Participant
 	if err := checkText("participant", p, 1, maxParticipantLen); err != nil {
 		return err
 	}
-	if p == "facilitator" || strings.HasPrefix(p, "team:") {
-		return Errorf(EINVALID, "participant: remove attendees only; rotate keys to lock out a team lead")
+	if p == "facilitator" || p == "presenter" || strings.HasPrefix(p, "team:") {
+		return Errorf(EINVALID, "participant: remove attendees only; rotate keys to lock out a team lead or a presenter screen")
 	}
 	if d.s.Removed[p] {
 		return Errorf(ECONFLICT, "participant %q is already removed", truncate(p, 40))
+	}
+	if !d.cmd.Present && !knownParticipant(d.s, p) {
+		return Errorf(ENOTFOUND, "participant %q not found: not connected and never active in this room", truncate(p, 40))
 	}
 	if slices.ContainsFunc(d.s.Hands, func(h Hand) bool { return h.Participant == p }) {
 		d.emit(Event{Type: EvHandLowered, Participant: p})
 	}
 	d.emit(Event{Type: EvParticipantRemoved, Participant: p})
 	return nil
+}
+
+// knownParticipant reports whether the state holds a trace of participant
+// p: a raised hand, the floor, a question, a vote or a report.
+func knownParticipant(s *State, p string) bool {
+	if slices.ContainsFunc(s.Hands, func(h Hand) bool { return h.Participant == p }) ||
+		s.Turn != nil && s.Turn.Participant == p {
+		return true
+	}
+	return slices.ContainsFunc(s.Questions, func(q *Question) bool {
+		return q.Author == p || q.Voters[p] || q.Reporters[p]
+	})
 }
 
 func decideRotateKeys(d *decision) error {

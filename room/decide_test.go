@@ -3,6 +3,7 @@ package room
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -209,6 +210,8 @@ var decideCases = []decideCase{
 	{name: "negative", setup: running, actor: fac, cmd: Command{Type: CmdCallTurn, Seconds: -5}, want: EINVALID},
 	{name: "team and participant", setup: seq(running, raised(ana)), actor: fac, cmd: Command{Type: CmdCallTurn, Team: "t1", Participant: "p_ana"}, want: EINVALID},
 	{name: "participant without a hand", setup: running, actor: fac, cmd: Command{Type: CmdCallTurn, Participant: "p_ana"}, want: ENOTFOUND},
+	{name: "participant who never existed", setup: seq(running, raised(ana)), actor: fac, cmd: Command{Type: CmdCallTurn, Participant: "p_nobody"},
+		want: ENOTFOUND, msg: `participant "p_nobody" has no raised hand`},
 	{name: "unknown team", setup: running, actor: fac, cmd: Command{Type: CmdCallTurn, Team: "t9"}, want: ENOTFOUND},
 	{name: "every team spoke", setup: func(f *fixture) {
 		running(f)
@@ -485,7 +488,7 @@ var decideCases = []decideCase{
 	{name: "already closed", setup: closed, actor: fac, cmd: Command{Type: CmdClose}, want: ECONFLICT},
 
 	// remove_participant
-	{name: "happy", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"}, events: []string{EvParticipantRemoved},
+	{name: "connected, never acted", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob", Present: true}, events: []string{EvParticipantRemoved},
 		check: func(t *testing.T, f *fixture, evs []Event) {
 			if !f.s.Removed["p_bob"] {
 				t.Errorf("removed: got false, want true")
@@ -493,13 +496,23 @@ var decideCases = []decideCase{
 		}},
 	{name: "lowers the hand", setup: seq(running, raised(bob)), actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"},
 		events: []string{EvHandLowered, EvParticipantRemoved}},
+	{name: "gone, but asked", setup: asked, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_ana"}, events: []string{EvParticipantRemoved}},
+	{name: "gone, but voted", setup: seq(asked, func(f *fixture) { f.do(bob, Command{Type: CmdUpvote, Question: "q1"}) }),
+		actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"}, events: []string{EvParticipantRemoved}},
+	{name: "gone, but reported", setup: seq(asked, reportedBy(cleo)), actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_cleo"}, events: []string{EvParticipantRemoved}},
+	{name: "gone, but has the floor", setup: seq(running, raised(bob), func(f *fixture) { f.do(fac, Command{Type: CmdCallTurn, Participant: "p_bob"}) }),
+		actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"}, events: []string{EvParticipantRemoved}},
+	{name: "never existed", setup: asked, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_nobody"}, want: ENOTFOUND, msg: `participant "p_nobody" not found`},
+	{name: "a hand since lowered leaves no trace", setup: seq(running, raised(bob), func(f *fixture) { f.do(bob, Command{Type: CmdLowerHand}) }),
+		actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"}, want: ENOTFOUND},
+	{name: "the presenter screen", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "presenter", Present: true}, want: EINVALID, msg: "participant"},
 	{name: "no participant", setup: running, actor: fac, cmd: Command{Type: CmdRemove}, want: EINVALID},
 	{name: "participant id too long", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_" + strings.Repeat("x", 63)}, want: EINVALID, msg: "participant"},
 	{name: "participant id with a control character", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_\x00"}, want: EINVALID},
 	{name: "the facilitator", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "facilitator"}, want: EINVALID},
 	{name: "a team lead", setup: running, actor: fac, cmd: Command{Type: CmdRemove, Participant: "team:t1"}, want: EINVALID},
-	{name: "twice", setup: seq(running, func(f *fixture) { f.do(fac, Command{Type: CmdRemove, Participant: "p_bob"}) }),
-		actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"}, want: ECONFLICT},
+	{name: "twice", setup: seq(running, func(f *fixture) { f.do(fac, Command{Type: CmdRemove, Participant: "p_bob", Present: true}) }),
+		actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob", Present: true}, want: ECONFLICT},
 	{name: "closed room", setup: closed, actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_bob"}, want: ECONFLICT},
 
 	// rotate_keys
@@ -551,6 +564,10 @@ var decideCases = []decideCase{
 	{name: "after hide_reveal again", setup: seq(revealedInvestment, func(f *fixture) { f.do(fac, Command{Type: CmdHideReveal, Aspect: "investment"}) }),
 		actor: payments, cmd: Command{Type: CmdSaveDraft, Aspect: "investment", Level: 3}, events: []string{EvDraftSaved}},
 	{name: "closed room", setup: closed, actor: payments, cmd: Command{Type: CmdSaveDraft, Aspect: "investment", Level: 1}, want: ECONFLICT},
+	{name: "another team", actor: payments, cmd: Command{Type: CmdSaveDraft, Team: "t2", Aspect: "investment", Level: 1},
+		want: EINVALID, msg: "team: a team lead acts for its own team only"},
+	{name: "its own team named", actor: payments, cmd: Command{Type: CmdSaveDraft, Team: "t1", Aspect: "investment", Level: 1},
+		want: EINVALID, msg: "team: a team lead acts for its own team only"},
 
 	// submit
 	{name: "happy", setup: running, actor: payments, cmd: Command{Type: CmdSubmit, Aspect: "investment", Level: 2, Rationale: "a team"},
@@ -588,6 +605,10 @@ var decideCases = []decideCase{
 	{name: "rationale too long", setup: running, actor: payments, cmd: Command{Type: CmdSubmit, Aspect: "investment", Level: 1, Rationale: strings.Repeat("x", MaxRationaleLen+1)}, want: EINVALID},
 	{name: "revealed", setup: revealedInvestment, actor: payments, cmd: Command{Type: CmdSubmit, Aspect: "investment", Level: 3}, want: ECONFLICT},
 	{name: "closed room", setup: closed, actor: payments, cmd: Command{Type: CmdSubmit, Aspect: "investment", Level: 1}, want: ECONFLICT},
+	{name: "another team", setup: running, actor: payments, cmd: Command{Type: CmdSubmit, Team: "t2", Aspect: "investment", Level: 1},
+		want: EINVALID, msg: "team: a team lead acts for its own team only"},
+	{name: "a question", setup: running, actor: payments, cmd: Command{Type: CmdSubmit, Aspect: "investment", Level: 1, Question: "q1"},
+		want: EINVALID, msg: "question: not a field of submit"},
 
 	// ask
 	{name: "happy", setup: running, actor: ana, cmd: Command{Type: CmdAsk, Text: "  Who funds it?  "}, events: []string{EvQuestionPosted},
@@ -639,6 +660,8 @@ var decideCases = []decideCase{
 		}
 	}, actor: ana, cmd: Command{Type: CmdAsk, Text: "One more"}, want: ECONFLICT},
 	{name: "closed room", setup: seq(running, closed), actor: ana, cmd: Command{Type: CmdAsk, Text: "Late?"}, want: ECONFLICT},
+	{name: "under another name", setup: running, actor: ana, cmd: Command{Type: CmdAsk, Text: "Who am I?", Name: "Bob"},
+		want: EINVALID, msg: "name: a question carries its author's display name"},
 
 	// upvote
 	{name: "happy", setup: asked, actor: bob, cmd: Command{Type: CmdUpvote, Question: "q1"}, events: []string{EvUpvoted},
@@ -720,6 +743,8 @@ var decideCases = []decideCase{
 	{name: "in the lobby", actor: ana, cmd: Command{Type: CmdRaiseHand}, want: ECONFLICT},
 	{name: "in wrap-up", setup: wrapup, actor: ana, cmd: Command{Type: CmdRaiseHand}, want: ECONFLICT},
 	{name: "closed room", setup: seq(running, closed), actor: ana, cmd: Command{Type: CmdRaiseHand}, want: ECONFLICT},
+	{name: "for someone else", setup: running, actor: ana, cmd: Command{Type: CmdRaiseHand, Participant: "p_bob"},
+		want: EINVALID, msg: "participant: a participant raises its own hand only"},
 
 	// lower_hand
 	{name: "own", setup: seq(running, raised(ana), raised(bob)), actor: ana, cmd: Command{Type: CmdLowerHand}, events: []string{EvHandLowered},
@@ -730,9 +755,12 @@ var decideCases = []decideCase{
 		}},
 	{name: "own, named", setup: seq(running, raised(ana)), actor: ana, cmd: Command{Type: CmdLowerHand, Participant: "p_ana"}, events: []string{EvHandLowered}},
 	{name: "the facilitator lowers another's", setup: seq(running, raised(ana)), actor: fac, cmd: Command{Type: CmdLowerHand, Participant: "p_ana"}, events: []string{EvHandLowered}},
-	{name: "another's", setup: seq(running, raised(ana)), actor: bob, cmd: Command{Type: CmdLowerHand, Participant: "p_ana"}, want: EFORBIDDEN},
-	{name: "a team lead lowers another's", setup: seq(running, raised(ana)), actor: search, cmd: Command{Type: CmdLowerHand, Participant: "p_ana"}, want: EFORBIDDEN},
+	{name: "another's", setup: seq(running, raised(ana)), actor: bob, cmd: Command{Type: CmdLowerHand, Participant: "p_ana"},
+		want: EINVALID, msg: "participant: only the facilitator may lower another participant's hand"},
+	{name: "a team lead lowers another's", setup: seq(running, raised(ana)), actor: search, cmd: Command{Type: CmdLowerHand, Participant: "p_ana"}, want: EINVALID, msg: "participant: "},
 	{name: "no hand", setup: running, actor: ana, cmd: Command{Type: CmdLowerHand}, want: ENOTFOUND},
+	{name: "the facilitator names someone who never existed", setup: seq(running, raised(ana)), actor: fac, cmd: Command{Type: CmdLowerHand, Participant: "p_nobody"},
+		want: ENOTFOUND, msg: `no raised hand for "p_nobody"`},
 	{name: "closed room", setup: seq(running, raised(ana), closed), actor: ana, cmd: Command{Type: CmdLowerHand}, want: ECONFLICT},
 }
 
@@ -854,6 +882,139 @@ func TestDecidePermissions(t *testing.T) {
 				}
 				if allowed && got == EFORBIDDEN {
 					t.Errorf("code: got %q (%v), want anything else", got, err)
+				}
+			})
+		}
+	}
+}
+
+// setField sets the client field named (a JSON name) of c to a non-zero
+// value; every field Command.Fields reports has a setter here.
+var setField = map[string]func(*Command){
+	"aspect":      func(c *Command) { c.Aspect = "investment" },
+	"team":        func(c *Command) { c.Team = "t1" },
+	"participant": func(c *Command) { c.Participant = "p_bob" },
+	"question":    func(c *Command) { c.Question = "q1" },
+	"level":       func(c *Command) { c.Level = 1 },
+	"rationale":   func(c *Command) { c.Rationale = "r" },
+	"text":        func(c *Command) { c.Text = "x" },
+	"name":        func(c *Command) { c.Name = "X" },
+	"anonymous":   func(c *Command) { c.Anonymous = true },
+	"on":          func(c *Command) { c.On = true },
+	"seconds":     func(c *Command) { c.Seconds = 60 },
+	"action":      func(c *Command) { c.Action = 1 },
+	"order":       func(c *Command) { c.Order = []string{"t1"} },
+}
+
+// onlyItsFields clears every client field of c that its type does not
+// take, so generated commands can be mostly well-formed.
+func onlyItsFields(c Command) Command {
+	var out Command
+	for _, f := range commandFields[c.Type] {
+		switch f {
+		case "aspect":
+			out.Aspect = c.Aspect
+		case "team":
+			out.Team = c.Team
+		case "participant":
+			out.Participant = c.Participant
+		case "question":
+			out.Question = c.Question
+		case "level":
+			out.Level = c.Level
+		case "rationale":
+			out.Rationale = c.Rationale
+		case "text":
+			out.Text = c.Text
+		case "name":
+			out.Name = c.Name
+		case "anonymous":
+			out.Anonymous = c.Anonymous
+		case "on":
+			out.On = c.On
+		case "seconds":
+			out.Seconds = c.Seconds
+		case "action":
+			out.Action = c.Action
+		case "order":
+			out.Order = c.Order
+		}
+	}
+	out.Type, out.Key, out.NewSecrets, out.Present = c.Type, c.Key, c.NewSecrets, c.Present
+	return out
+}
+
+// TestCommandFields: Fields names every client field of Command by its
+// JSON name, and commandFields lists only such names, for every command.
+func TestCommandFields(t *testing.T) {
+	rt := reflect.TypeFor[Command]()
+	var client []string
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		if name != "-" && name != "type" {
+			client = append(client, name)
+		}
+	}
+	for _, name := range client {
+		set, ok := setField[name]
+		if !ok {
+			t.Errorf("%s: no setter in setField", name)
+			continue
+		}
+		var c Command
+		set(&c)
+		if got := c.Fields(); !slices.Equal(got, []string{name}) {
+			t.Errorf("Fields() with %s set: got %v, want [%s]", name, got, name)
+		}
+		if got := onlyItsFields(Command{Type: CmdStart, Aspect: c.Aspect, Team: c.Team, Participant: c.Participant, Question: c.Question,
+			Level: c.Level, Rationale: c.Rationale, Text: c.Text, Name: c.Name, Anonymous: c.Anonymous, On: c.On, Seconds: c.Seconds,
+			Action: c.Action, Order: c.Order}).Fields(); len(got) != 0 {
+			t.Errorf("onlyItsFields(start with %s): kept %v", name, got)
+		}
+	}
+	if got := (Command{Type: CmdStart, Key: "k", NewSecrets: &Secrets{}, Present: true}).Fields(); len(got) != 0 {
+		t.Errorf("server-set fields: got %v in Fields(), want none", got)
+	}
+	for _, typ := range CommandTypes {
+		fields, ok := commandFields[typ]
+		if !ok {
+			t.Errorf("%s: not in commandFields", typ)
+		}
+		for _, f := range fields {
+			if !slices.Contains(client, f) {
+				t.Errorf("%s: takes %q, which is not a field of Command", typ, f)
+			}
+		}
+	}
+	if got, want := len(commandFields), len(CommandTypes); got != want {
+		t.Errorf("commandFields: got %d entries, want %d", got, want)
+	}
+}
+
+// TestDecideRefusesFieldsItDoesNotTake sends every command, from a role
+// that may send it, with each field it does not take: invalid, and the
+// message starts with that field's name. The role's permission is checked
+// first (TestDecidePermissions): a role that may not send the command
+// hears forbidden, whatever its fields.
+func TestDecideRefusesFieldsItDoesNotTake(t *testing.T) {
+	actorOf := map[Role]Actor{RoleFacilitator: fac, RoleTeam: payments, RoleAttendee: ana}
+	for _, typ := range CommandTypes {
+		a := actorOf[allowedRoles[typ][0]]
+		for field, set := range setField {
+			if slices.Contains(commandFields[typ], field) {
+				continue
+			}
+			t.Run(typ+"/"+field, func(t *testing.T) {
+				f := newFixture(t)
+				seq(asked, raised(ana))(f)
+				cmd := Command{Type: typ}
+				set(&cmd)
+				_, err := f.try(a, cmd)
+				if got := ErrorCode(err); got != EINVALID {
+					t.Fatalf("code: got %q (%v), want %q", got, err, EINVALID)
+				}
+				if msg := ErrorMessage(err); !strings.HasPrefix(msg, field+": ") {
+					t.Errorf("message: got %q, want it to start with %q", msg, field+": ")
 				}
 			})
 		}
