@@ -61,6 +61,14 @@ type roomActor struct {
 	// and a join storm of 10,000 spent half the server's CPU on it.
 	counts    presenceCounts
 	snapCache map[string]cachedView
+	// personal holds the views of attendees with questions or votes of
+	// their own (participant -> view) at personalEpoch and personalSeq,
+	// at most maxPersonalCache bytes of them (personalBytes): see
+	// snapshotFor.
+	personal      map[string][]byte
+	personalEpoch string
+	personalSeq   uint64
+	personalBytes int
 	// facKey is the facilitator key the last facilitator joined with (or
 	// the one a rotation made), kept in memory only, to derive team keys.
 	facKey string
@@ -855,11 +863,32 @@ func classAudience(class string) room.Audience {
 
 // snapshotFor encodes a snapshot for c. Views shared by a whole class are
 // cached per sequence; an attendee with votes or questions of their own
-// gets a personal view.
+// gets a personal view, also cached at the head, so that one who resumes
+// again and again (at most one resume in flight, and rate-limited)
+// costs one encoding per head, however many connections it uses. The
+// personal cache is the room's, bounded in bytes, rather than the
+// connection's: an idle connection holds no view.
 func (ra *roomActor) snapshotFor(c *Client) []byte {
 	var view []byte
-	if c.class == classPublic && hasPersonal(ra.state, c.actor.Participant) {
+	pid := c.actor.Participant
+	if ra.personalSeq != ra.state.Seq || ra.personalEpoch != ra.epoch {
+		ra.personal, ra.personalBytes = nil, 0
+		ra.personalEpoch, ra.personalSeq = ra.epoch, ra.state.Seq
+	}
+	if v, ok := ra.personal[pid]; ok && c.class == classPublic {
+		view = v
+	} else if c.class == classPublic && hasPersonal(ra.state, pid) {
 		view = mustJSON(room.View(ra.state, c.aud))
+		if len(view) <= maxPersonalCache {
+			if ra.personalBytes+len(view) > maxPersonalCache {
+				ra.personal, ra.personalBytes = nil, 0 // the newest wins
+			}
+			if ra.personal == nil {
+				ra.personal = map[string][]byte{}
+			}
+			ra.personal[pid] = view
+			ra.personalBytes += len(view)
+		}
 	} else if cv, ok := ra.snapCache[c.class]; ok && cv.seq == ra.state.Seq {
 		view = cv.data
 	} else {

@@ -53,9 +53,15 @@ type Client struct {
 	ra   *roomActor
 	addr string // the client's address, for per-address limits
 
-	// limits are the per-connection token buckets; only the read loop
-	// uses them.
+	// limits are the per-connection token buckets of commands, made on
+	// the first command; only the read loop uses them.
 	limits *connLimiters
+	// pings is the per-connection ping bucket: one word in the client,
+	// since every live connection pings. Only the read loop uses it.
+	pings bucket
+	// resume serves this client's resumes one actor call at a time; made
+	// on the first resume, so an idle connection holds none.
+	resume *resumer
 
 	actor  room.Actor
 	aud    room.Audience
@@ -445,17 +451,27 @@ func (c *Client) handle(typ websocket.MessageType, data []byte) {
 	case msgHello:
 		c.sendError(m.ID, room.Errorf(room.EINVALID, "hello was already received"))
 	case msgPing:
+		if err := c.h.checkPing(c, time.Now()); err != nil {
+			c.h.m.clientMessages.WithLabelValues(msgPing, room.ERATELIMITED).Inc()
+			c.sendError(m.ID, err)
+			c.h.refused(c)
+			return
+		}
+		c.h.m.clientMessages.WithLabelValues(msgPing, "ok").Inc()
 		c.enqueue(mustJSON(pongMsg{Type: msgPong, ID: m.ID, T: m.T, Now: c.h.cfg.Now().UnixMilli(), Seq: c.ra.head.Load()}))
 	case msgResume:
-		epoch, seq := m.Epoch, m.Seq
-		ra := c.ra
-		go func() { // call blocks until the actor runs it; never on the read loop
-			_ = ra.call(c.h.ctx, func() {
-				if _, ok := ra.clients[c]; ok {
-					ra.sendCatchUp(c, epoch, seq)
-				}
-			})
-		}()
+		if c.resume == nil {
+			c.resume = &resumer{}
+		}
+		if err := c.h.checkResume(c, c.resume, time.Now()); err != nil {
+			c.h.m.clientMessages.WithLabelValues(msgResume, room.ERATELIMITED).Inc()
+			c.sendError(m.ID, err)
+			c.h.refused(c)
+			return
+		}
+		// Served off the read loop, by at most one actor call at a time:
+		// a catch-up may read the store.
+		c.resume.request(c, m.Epoch, m.Seq)
 	default:
 		if c.limits == nil {
 			c.limits = newConnLimiters(c.h.cfg.Limits)

@@ -33,6 +33,7 @@ const (
 	maxAppendAttempts    = 12               // conflicts retried before giving up
 	appendBackoff        = time.Millisecond // times the attempt: the bound of the random pause after a conflict
 	maxPresenceNames     = 1000             // names sent to the facilitator
+	maxPersonalCache     = 1 << 20          // bytes of attendees' own snapshot views a room keeps at its head
 )
 
 // Config configures a Hub. The zero value of each optional field means the
@@ -115,6 +116,7 @@ type Hub struct {
 
 	// Per-address token buckets (see Limits).
 	addrCommands, addrConnects, addrIdentities, addrRooms, addrLookups *addrLimiters
+	addrPings, addrResumes                                             *addrLimiters
 
 	publishQ  chan Message // heartbeats and presence, published off the actors
 	pubDone   chan struct{}
@@ -140,6 +142,8 @@ func New(cfg Config) (*Hub, error) {
 		addrIdentities: newAddrLimiters(cfg.Limits.AddrIdentities),
 		addrRooms:      newAddrLimiters(cfg.Limits.AddrRooms),
 		addrLookups:    newAddrLimiters(cfg.Limits.AddrLookups),
+		addrPings:      newAddrLimiters(cfg.Limits.AddrPings),
+		addrResumes:    newAddrLimiters(cfg.Limits.AddrResumes),
 	}
 	if h.m == nil {
 		h.m = NewMetrics(nil)

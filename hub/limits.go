@@ -21,6 +21,15 @@ type Limits struct {
 	Questions Rate // ask (1 per 10 s, burst 3)
 	Votes     Rate // upvote, unvote, report (5/s, burst 20)
 	Hands     Rate // raise_hand, lower_hand (1 per 2 s, burst 4)
+	// Pings and Resumes are sized for the web page, which pings three
+	// times within a second and a half to measure the clock and then
+	// every 15 s, and resumes only on a gap (at most once per 2 s, more
+	// often only when the room's epoch changed); the bursts let a client
+	// on a bad train connection catch up at once after a stall. A ping
+	// costs no room actor time: its burst matches Commands', so a client
+	// that checks its connection after each command is not refused.
+	Pings   Rate // ping (1/s, burst 30)
+	Resumes Rate // resume (1 per 2 s, burst 10)
 
 	// Per client address (all its connections together).
 	AddrCommands   Rate // any command (1,000/s, burst 5,000)
@@ -28,6 +37,16 @@ type Limits struct {
 	AddrIdentities Rate // new attendee identities per address and room (50/s, burst 5,000)
 	AddrRooms      Rate // rooms created (20 per hour, burst 20)
 	AddrLookups    Rate // short-code lookups (1/s, burst 30): codes cannot be enumerated
+	// A venue of 5,000 behind one NAT pings about 330 times a second; a
+	// lagging instance makes every one of its clients resume at once.
+	AddrPings   Rate // ping (1,000/s, burst 5,000)
+	AddrResumes Rate // resume (200/s, burst 2,000)
+
+	// RefusalPause is how long a connection's next message waits to be
+	// read after a refused ping or resume (100 ms): a client that floods
+	// is held back by its own TCP window instead of spending the server's
+	// CPU on messages that are refused anyway.
+	RefusalPause time.Duration
 
 	// Sizes.
 	MaxFrameBytes       int // one client WebSocket message (64 KiB)
@@ -48,11 +67,16 @@ var DefaultLimits = Limits{
 	Questions:           Rate{10 * time.Second, 3},
 	Votes:               Rate{200 * time.Millisecond, 20},
 	Hands:               Rate{2 * time.Second, 4},
+	Pings:               Rate{time.Second, 30},
+	Resumes:             Rate{2 * time.Second, 10},
 	AddrCommands:        Rate{time.Millisecond, 5000},
 	AddrConnects:        Rate{5 * time.Millisecond, 5000},
 	AddrIdentities:      Rate{20 * time.Millisecond, 5000},
 	AddrRooms:           Rate{3 * time.Minute, 20},
 	AddrLookups:         Rate{time.Second, 30},
+	AddrPings:           Rate{time.Millisecond, 5000},
+	AddrResumes:         Rate{5 * time.Millisecond, 2000},
+	RefusalPause:        100 * time.Millisecond,
 	MaxFrameBytes:       maxMessageBytes,
 	MaxConnsPerRoom:     20000,
 	MaxQuestionsPerRoom: room.MaxQuestions,
@@ -65,6 +89,7 @@ func (l *Limits) setDefaults() {
 		{&l.Commands, &d.Commands}, {&l.Questions, &d.Questions}, {&l.Votes, &d.Votes},
 		{&l.Hands, &d.Hands}, {&l.AddrCommands, &d.AddrCommands}, {&l.AddrConnects, &d.AddrConnects},
 		{&l.AddrIdentities, &d.AddrIdentities}, {&l.AddrRooms, &d.AddrRooms}, {&l.AddrLookups, &d.AddrLookups},
+		{&l.Pings, &d.Pings}, {&l.Resumes, &d.Resumes}, {&l.AddrPings, &d.AddrPings}, {&l.AddrResumes, &d.AddrResumes},
 	} {
 		if p.v.Per <= 0 {
 			p.v.Per = p.def.Per
@@ -72,6 +97,9 @@ func (l *Limits) setDefaults() {
 		if p.v.Burst <= 0 {
 			p.v.Burst = p.def.Burst
 		}
+	}
+	if l.RefusalPause <= 0 {
+		l.RefusalPause = d.RefusalPause
 	}
 	if l.MaxFrameBytes <= 0 {
 		l.MaxFrameBytes = d.MaxFrameBytes
@@ -95,7 +123,7 @@ func (l Limits) Scaled(f float64) Limits {
 		return l
 	}
 	l.setDefaults()
-	for _, r := range []*Rate{&l.AddrCommands, &l.AddrConnects, &l.AddrIdentities, &l.AddrRooms, &l.AddrLookups} {
+	for _, r := range []*Rate{&l.AddrCommands, &l.AddrConnects, &l.AddrIdentities, &l.AddrRooms, &l.AddrLookups, &l.AddrPings, &l.AddrResumes} {
 		r.Per = time.Duration(float64(r.Per) / f)
 		r.Burst = int(float64(r.Burst) * f)
 	}
@@ -118,8 +146,12 @@ func allow(l *rate.Limiter, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// rateLimitedError is the client's error for a refused action.
+// rateLimitedError is the client's error for a refused action. The wait
+// is rounded up to a whole millisecond, the unit of retryAfter, so that a
+// refusal never tells a client to retry in 0 ms.
 func rateLimitedError(what string, retry time.Duration) error {
+	retry = max(retry, time.Nanosecond)
+	retry = (retry + time.Millisecond - 1).Truncate(time.Millisecond)
 	return &limitError{err: room.Errorf(room.ERATELIMITED, "too many %s; retry in %s", what, retry.Round(time.Millisecond)), retry: retry}
 }
 
@@ -221,6 +253,64 @@ func (h *Hub) checkCommand(cl *connLimiters, addr, typ string, now time.Time) er
 	}
 	if ok, d := h.addrCommands.allow(addr, now); !ok {
 		return rateLimitedError("commands from your address", d)
+	}
+	return nil
+}
+
+// bucket is a per-connection token bucket in one word, for the messages
+// every connection sends (pings): a rate.Limiter behind a pointer is
+// about 90 bytes, and every live connection pings. It is the generic cell
+// rate algorithm: full is when the bucket will be full again, on a
+// monotonic clock; each message moves it one Per later, and a message is
+// refused when that would put it more than Burst-1 periods ahead of now.
+// The zero value is a full bucket. Only the connection's read loop uses it.
+type bucket struct{ full time.Duration }
+
+// monoStart is the origin of the buckets' monotonic clock.
+var monoStart = time.Now()
+
+// allow takes a token if one is there; otherwise it answers how long until
+// one will be, and takes nothing.
+func (b *bucket) allow(r Rate, now time.Time) (bool, time.Duration) {
+	t := now.Sub(monoStart)
+	full := max(b.full, t)
+	if ahead := full - t - time.Duration(r.Burst-1)*r.Per; ahead > 0 {
+		return false, ahead
+	}
+	b.full = full + r.Per
+	return true, 0
+}
+
+// checkPing applies the per-connection and per-address ping limits.
+func (h *Hub) checkPing(c *Client, now time.Time) error {
+	if ok, d := c.pings.allow(h.cfg.Limits.Pings, now); !ok {
+		return rateLimitedError("pings", d)
+	}
+	if ok, d := h.addrPings.allow(c.addr, now); !ok {
+		return rateLimitedError("pings from your address", d)
+	}
+	return nil
+}
+
+// refused holds c's read loop back for RefusalPause after a refused
+// ping or resume (or until c closes). It runs on the goroutine handling
+// the message, which the read loop waits for.
+func (h *Hub) refused(c *Client) {
+	t := time.NewTimer(h.cfg.Limits.RefusalPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.done:
+	}
+}
+
+// checkResume applies the per-connection and per-address resume limits.
+func (h *Hub) checkResume(c *Client, r *resumer, now time.Time) error {
+	if ok, d := r.limit.allow(h.cfg.Limits.Resumes, now); !ok {
+		return rateLimitedError("resumes", d)
+	}
+	if ok, d := h.addrResumes.allow(c.addr, now); !ok {
+		return rateLimitedError("resumes from your address", d)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ type Metrics struct {
 	connections    *prometheus.GaugeVec
 	rooms          prometheus.Gauge
 	commands       *prometheus.CounterVec
+	clientMessages *prometheus.CounterVec
 	fanoutSeconds  prometheus.Histogram
 	deliveries     prometheus.Counter
 	slowCloses     prometheus.Counter
@@ -33,6 +34,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "workshop_commands_total", Help: "Commands by type and result (ok or an error code).",
+		}, []string{"type", "result"}),
+		clientMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "workshop_client_messages_total", Help: "Pings and resumes by type and result (ok, served, coalesced into a waiting resume, or rate_limited).",
 		}, []string{"type", "result"}),
 		fanoutSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "workshop_fanout_seconds", Help: "Time to encode and queue one batch of events to every local client.",
@@ -65,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.rooms, m.commands, m.fanoutSeconds, m.deliveries,
+		reg.MustRegister(m.connections, m.rooms, m.commands, m.clientMessages, m.fanoutSeconds, m.deliveries,
 			m.slowCloses, m.busErrors, m.publishDrops, m.busGaps, m.busLagSeconds, m.storeErrors, m.appendConflict)
 	}
 	return m
