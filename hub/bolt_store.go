@@ -21,9 +21,14 @@ import (
 // event log keyed by big-endian sequence. bbolt syncs every transaction to
 // disk before Update returns, so Append returns only once events are
 // durable. After a commit the events are delivered to the paired LocalBus.
+//
+// A closed room's join code stops resolving ClosedRoomTTL after the room
+// closed, as on Redis; its data stays in the file, readable by its links
+// (see BoltStoreConfig.ClosedRoomTTL).
 type BoltStore struct {
 	db  *bolt.DB
 	bus *LocalBus
+	cfg BoltStoreConfig
 	// mu orders commit-then-deliver, so subscribers see a room's events in
 	// sequence order. bbolt serializes writers anyway.
 	mu     sync.Mutex
@@ -44,6 +49,27 @@ var (
 type boltMeta struct {
 	Epoch string `json:"epoch"`
 	Code  string `json:"code"`
+	// ClosedAt is when the room's closed event was appended (Unix ms, the
+	// store's clock), renewed by any later append; 0 while open.
+	ClosedAt int64 `json:"closedAt,omitempty"`
+}
+
+// BoltStoreConfig configures a BoltStore. The zero value of each field
+// means the default in its comment.
+type BoltStoreConfig struct {
+	// Dir is the data directory; the database is Dir/workshop.db
+	// (required).
+	Dir string
+	// Bus receives every committed event (nil: none does).
+	Bus *LocalBus
+	// ClosedRoomTTL is how long a closed room's join code keeps resolving
+	// after its closed event (30 days, as RedisStoreConfig's). Unlike on
+	// Redis the room itself is not deleted: its links keep working and the
+	// data stays in the file until an operator removes it. The expired
+	// code stays taken, so it can never lead to another room.
+	ClosedRoomTTL time.Duration
+	// Now is the clock for close times and their expiry (time.Now).
+	Now func() time.Time
 }
 
 type boltSnap struct {
@@ -51,13 +77,25 @@ type boltSnap struct {
 	State json.RawMessage `json:"state"`
 }
 
-// OpenBoltStore opens (or creates) the store in dir and pairs it with bus,
-// to which committed events are delivered.
+// OpenBoltStore opens (or creates) the store in dir, with the defaults of
+// BoltStoreConfig, and pairs it with bus, to which committed events are
+// delivered.
 func OpenBoltStore(dir string, bus *LocalBus) (*BoltStore, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	return OpenBoltStoreWithConfig(BoltStoreConfig{Dir: dir, Bus: bus})
+}
+
+// OpenBoltStoreWithConfig opens (or creates) the store cfg describes.
+func OpenBoltStoreWithConfig(cfg BoltStoreConfig) (*BoltStore, error) {
+	if cfg.ClosedRoomTTL <= 0 {
+		cfg.ClosedRoomTTL = defaultClosedRoomTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bolt store: create data dir: %w", err)
 	}
-	path := filepath.Join(dir, "workshop.db")
+	path := filepath.Join(cfg.Dir, "workshop.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("bolt store: open %s: %w", path, err)
@@ -73,7 +111,7 @@ func OpenBoltStore(dir string, bus *LocalBus) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("bolt store: init %s: %w", path, err)
 	}
-	return &BoltStore{db: db, bus: bus}, nil
+	return &BoltStore{db: db, bus: cfg.Bus, cfg: cfg}, nil
 }
 
 func seqKey(seq uint64) []byte {
@@ -135,6 +173,7 @@ func (s *BoltStore) Append(_ context.Context, roomID string, expectedSeq uint64,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var epoch string
+	now := s.cfg.Now()
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		rb := tx.Bucket(bucketRooms).Bucket([]byte(roomID))
 		if rb == nil {
@@ -151,6 +190,12 @@ func (s *BoltStore) Append(_ context.Context, roomID string, expectedSeq uint64,
 			return err
 		}
 		epoch = meta.Epoch
+		if meta.ClosedAt != 0 || closes(events) {
+			meta.ClosedAt = now.UnixMilli()
+			if err := rb.Put(keyMeta, mustJSON(meta)); err != nil {
+				return err
+			}
+		}
 		if snap != nil {
 			b, err := json.Marshal(snap)
 			if err != nil {
@@ -236,18 +281,72 @@ func (s *BoltStore) Since(_ context.Context, roomID string, seq uint64) ([]room.
 	return out, nil
 }
 
-// Lookup resolves a join code.
+// closes reports whether events close the room.
+func closes(events []room.Event) bool {
+	for _, e := range events {
+		if e.Type == room.EvClosed {
+			return true
+		}
+	}
+	return false
+}
+
+// closedAt is when the room closed, or zero while it is open. A room
+// closed before meta kept the time has it in its last event: nothing is
+// appended after a close.
+func closedAt(rb *bolt.Bucket) (time.Time, error) {
+	var meta boltMeta
+	if err := json.Unmarshal(rb.Get(keyMeta), &meta); err != nil {
+		return time.Time{}, err
+	}
+	if meta.ClosedAt != 0 {
+		return time.UnixMilli(meta.ClosedAt), nil
+	}
+	_, last := rb.Bucket(bucketLog).Cursor().Last()
+	var e struct {
+		Type string    `json:"type"`
+		At   time.Time `json:"at"`
+	}
+	if last == nil {
+		return time.Time{}, nil
+	}
+	if err := json.Unmarshal(last, &e); err != nil {
+		return time.Time{}, err
+	}
+	if e.Type == room.EvClosed {
+		return e.At, nil
+	}
+	return time.Time{}, nil
+}
+
+// Lookup resolves a join code: ErrRoomNotFound for an unknown code and,
+// alike, for a room closed longer than ClosedRoomTTL ago.
 func (s *BoltStore) Lookup(_ context.Context, code string) (string, error) {
 	var id string
+	now := s.cfg.Now()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketCodes).Get([]byte(code))
 		if v == nil {
 			return ErrRoomNotFound
 		}
+		rb := tx.Bucket(bucketRooms).Bucket(v)
+		if rb == nil {
+			return ErrRoomNotFound
+		}
+		closed, err := closedAt(rb)
+		if err != nil {
+			return err
+		}
+		if !closed.IsZero() && !now.Before(closed.Add(s.cfg.ClosedRoomTTL)) {
+			return ErrRoomNotFound
+		}
 		id = string(v)
 		return nil
 	})
-	return id, err
+	if err != nil {
+		return "", fmt.Errorf("bolt store: lookup: %w", err)
+	}
+	return id, nil
 }
 
 // Ping always succeeds while the file is open.

@@ -16,11 +16,11 @@ import (
 func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (hub.Store, hub.Bus, error) {
 	if cfg.redisURL == "" {
 		bus := hub.NewLocalBus()
-		store, err := hub.OpenBoltStore(cfg.dataDir, bus)
+		store, err := hub.OpenBoltStoreWithConfig(hub.BoltStoreConfig{Dir: cfg.dataDir, Bus: bus, ClosedRoomTTL: cfg.closedRoomTTL})
 		if err != nil {
 			return nil, nil, err
 		}
-		log.Info("embedded store", "dir", cfg.dataDir)
+		log.Info("embedded store", "dir", cfg.dataDir, "closedRoomTTL", cfg.closedRoomTTL)
 		return store, bus, nil
 	}
 	return openRedis(ctx, cfg, log, reg)
