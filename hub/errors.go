@@ -11,13 +11,14 @@ import (
 const (
 	EUNAUTHORIZED = "unauthorized"
 	ETOOLARGE     = "too_large"
+	EMEDIATYPE    = "unsupported_media_type" // a REST body that is not application/json
 )
 
 // ErrorCodes lists every error code a client can receive, for the
 // documentation check.
 var ErrorCodes = []string{
 	room.EINVALID, EUNAUTHORIZED, room.EFORBIDDEN, room.ENOTFOUND, room.ECONFLICT,
-	ETOOLARGE, room.ERATELIMITED, room.EINTERNAL, room.EUNAVAILABLE,
+	ETOOLARGE, EMEDIATYPE, room.ERATELIMITED, room.EINTERNAL, room.EUNAVAILABLE,
 }
 
 // httpStatus maps error codes to HTTP statuses; the one table for both
@@ -29,6 +30,7 @@ var httpStatus = map[string]int{
 	room.ENOTFOUND:    http.StatusNotFound,
 	room.ECONFLICT:    http.StatusConflict,
 	ETOOLARGE:         http.StatusRequestEntityTooLarge,
+	EMEDIATYPE:        http.StatusUnsupportedMediaType,
 	room.ERATELIMITED: http.StatusTooManyRequests,
 	room.EINTERNAL:    http.StatusInternalServerError,
 	room.EUNAVAILABLE: http.StatusServiceUnavailable,

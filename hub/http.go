@@ -5,8 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -100,7 +102,7 @@ func NewServer(h *Hub, cfg HTTPConfig) *echo.Echo {
 	}
 
 	api := e.Group("/api")
-	api.POST("/rooms", s.createRoom, middleware.BodyLimit(fmt.Sprintf("%dB", maxCreateBody)))
+	api.POST("/rooms", s.createRoom) // checks its own body: type, size, one JSON value
 	api.GET("/rooms/:id", s.getRoom)
 	api.GET("/rooms/:id/results", s.getResults)
 	api.GET("/rooms/:id/export", s.export)
@@ -212,9 +214,16 @@ func (s *server) base(c echo.Context) string {
 	return c.Scheme() + "://" + c.Request().Host
 }
 
+// readyz answers ready or not, and nothing else: the reason can name
+// Redis addresses, so it goes to the log, never to the prober.
 func (s *server) readyz(c echo.Context) error {
 	if err := s.h.Ready(c.Request().Context()); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+		level := slog.LevelWarn
+		if s.h.Draining() {
+			level = slog.LevelDebug // shutting down on purpose
+		}
+		s.cfg.Logger.Log(c.Request().Context(), level, "http: not ready", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
@@ -229,28 +238,93 @@ func limited(l *addrLimiters, c echo.Context, what string) error {
 	return rateLimitedError(what, retry)
 }
 
+// createRoom creates a room. Everything that can be refused from the
+// headers is refused first; then the address's budget is reserved, before
+// the body is read, and given back unless a room is created: a malformed
+// request costs the address nothing.
 func (s *server) createRoom(c echo.Context) error {
-	if err := limited(s.h.addrRooms, c, "rooms created from your address"); err != nil {
+	if err := checkJSONHeaders(c.Request(), maxCreateBody); err != nil {
 		return err
 	}
-	var req CreateRequest
-	dec := jsonDecoder(c.Request().Body)
-	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return room.Errorf(ETOOLARGE, "request body over %d bytes", maxCreateBody)
-		}
-		return room.Errorf(room.EINVALID, "malformed request: %s", shortJSONError(err))
+	refund, retry := s.h.addrRooms.reserve(c.RealIP(), time.Now())
+	if refund == nil {
+		c.Response().Header().Set("Retry-After", retryAfterSeconds(retry))
+		return rateLimitedError("rooms created from your address", retry)
 	}
-	if n := len(req.Teams); n > s.h.cfg.Limits.MaxTeamsPerRoom {
-		return room.Errorf(room.EINVALID, "teams: a room has at most %d teams, got %d", s.h.cfg.Limits.MaxTeamsPerRoom, n)
-	}
-	out, err := s.h.CreateRoom(c.Request().Context(), req, s.base(c))
+	out, err := s.create(c)
 	if err != nil {
+		refund()
 		return err
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusCreated, out)
+}
+
+func (s *server) create(c echo.Context) (*CreatedRoom, error) {
+	var req CreateRequest
+	if err := decodeJSONBody(c, maxCreateBody, &req); err != nil {
+		return nil, err
+	}
+	if n := len(req.Teams); n > s.h.cfg.Limits.MaxTeamsPerRoom {
+		return nil, room.Errorf(room.EINVALID, "teams: a room has at most %d teams, got %d", s.h.cfg.Limits.MaxTeamsPerRoom, n)
+	}
+	return s.h.CreateRoom(c.Request().Context(), req, s.base(c))
+}
+
+// checkJSONHeaders refuses a request body that is not JSON or is declared
+// longer than limit bytes. Only application/json (charset, if given,
+// utf-8) is accepted: the types an HTML form can send (form-urlencoded,
+// multipart, text/plain) never are, so a page on another site cannot post
+// to the API with a visitor's browser, and a script there would need a
+// CORS preflight, which this server never grants.
+func checkJSONHeaders(r *http.Request, limit int64) error {
+	ct := r.Header.Get(echo.HeaderContentType)
+	mt, params, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || mt != echo.MIMEApplicationJSON {
+		if ct == "" {
+			ct = "none"
+		}
+		return room.Errorf(EMEDIATYPE, "Content-Type: want application/json, got %s", truncate(ct, 60))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return room.Errorf(EMEDIATYPE, "Content-Type: JSON is UTF-8, got charset %s", truncate(cs, 20))
+	}
+	if r.ContentLength > limit {
+		return tooLarge(limit)
+	}
+	return nil
+}
+
+// decodeJSONBody decodes exactly one JSON value into v: at most limit
+// bytes however they are sent (a chunked body has no Content-Length to
+// check beforehand), no unknown field, nothing but white space after it.
+func decodeJSONBody(c echo.Context, limit int64, v any) error {
+	dec := jsonDecoder(http.MaxBytesReader(c.Response().Writer, c.Request().Body, limit))
+	if err := dec.Decode(v); err != nil {
+		switch {
+		case isMaxBytes(err):
+			return tooLarge(limit)
+		case err == io.EOF:
+			return room.Errorf(room.EINVALID, "malformed request: empty body, want a JSON object")
+		}
+		return room.Errorf(room.EINVALID, "malformed request: %s", shortJSONError(err))
+	}
+	switch _, err := dec.Token(); {
+	case err == io.EOF:
+		return nil
+	case isMaxBytes(err):
+		return tooLarge(limit)
+	}
+	return room.Errorf(room.EINVALID, "malformed request: data after the JSON object")
+}
+
+func isMaxBytes(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
+func tooLarge(limit int64) error {
+	return room.Errorf(ETOOLARGE, "request body over %d KiB", limit>>10)
 }
 
 func (s *server) getRoom(c echo.Context) error {
