@@ -41,14 +41,18 @@ import (
 )
 
 // Timings of the drain scenario. drainDelay is short so the test is fast
-// but long enough that the proxy's readiness poll (healthPoll) sees the
-// drain before clients are moved, as a real balancer would.
+// but long enough that the proxy's readiness poll (healthPoll) usually sees
+// the drain before clients are moved, as a real balancer would (when it
+// does not, the draining instance's 503 sends the upgrade to the other).
+// The pauses between a peer's commands spread its work over the drain, so
+// that some commands are cut; nothing waits on them. drainTimeout bounds
+// the whole scenario, build excluded: about 5 s on an idle machine.
 const (
 	drainDelay    = 400 * time.Millisecond
 	shutdownGrace = 10 * time.Second
 	healthPoll    = 50 * time.Millisecond
 	healthTimeout = 500 * time.Millisecond // one poll; generous, a loaded machine is slow
-	sigtermAfter  = 250 * time.Millisecond // into the busy phase
+	drainTimeout  = 3 * time.Minute
 )
 
 func TestTopologyDrain(t *testing.T) {
@@ -89,10 +93,10 @@ func TestTopologyDrainNginx(t *testing.T) {
 type startFront func(t *testing.T, ctx context.Context, addr string, insts ...*instance)
 
 func testDrain(t *testing.T, front startFront) {
-	rdb := hubtest.StartRedis(t)
-	bin := buildWorkshop(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	bin := workshopBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
+	rdb := hubtest.StartRedis(t)
 
 	lbAddr := freeAddr(t)
 	publicURL := "http://" + lbAddr
@@ -166,10 +170,22 @@ func testDrain(t *testing.T, front startFront) {
 	}
 
 	// During: everyone works at once while the victim drains and stops.
+	// SIGTERM goes out once every peer's first busy command is
+	// acknowledged: all of them are then in the middle of their work,
+	// however fast or slow the machine runs it.
+	var busyPeers sync.WaitGroup
+	busyPeers.Add(len(peers)) // each runs busy once, below
 	busy := func(p *peer, cmds []map[string]any, pause time.Duration) {
+		started := sync.OnceFunc(busyPeers.Done)
+		defer started() // a peer that fails before its first ack
 		for _, c := range cmds {
 			p.must(ctx, &errs, c)
-			time.Sleep(pause)
+			started()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
 		}
 	}
 	var wg sync.WaitGroup
@@ -225,7 +241,7 @@ func testDrain(t *testing.T, front startFront) {
 			busy(p, cmds, 90*time.Millisecond)
 		})
 	}
-	time.Sleep(sigtermAfter)
+	busyPeers.Wait()
 	stopped := time.Now()
 	if err := victim.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -511,7 +527,8 @@ func dialPeer(t *testing.T, ctx context.Context, wsURL, name string, hello map[s
 
 // must sends a command with a fresh id and insists on an ack, resuming on
 // another instance and retrying the same id whenever the connection is
-// cut or the server says it is going away.
+// cut or the server says it is going away, and retrying after a pause when
+// it is busy (unavailable for another reason, or rate_limited).
 func (p *peer) must(ctx context.Context, errs *errList, cmd map[string]any) ackRecord {
 	p.n++
 	id := fmt.Sprintf("%s-%d", p.name, p.n)
@@ -528,15 +545,15 @@ func (p *peer) must(ctx context.Context, errs *errList, cmd map[string]any) ackR
 		case err != nil:
 			p.resume(ctx, errs)
 			continue
-		case r.Code == room.EUNAVAILABLE:
+		case r.Code == room.EUNAVAILABLE && strings.Contains(r.Message, "going away"):
 			// The instance is going away: its close follows.
-			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_ = p.c.WaitClosed(wctx)
-			cancel()
 			p.resume(ctx, errs)
 			continue
-		case r.Code == "rate_limited":
-			time.Sleep(200 * time.Millisecond)
+		case r.Code == room.EUNAVAILABLE || r.Code == room.ERATELIMITED:
+			select {
+			case <-ctx.Done():
+			case <-time.After(retryPause):
+			}
 			continue
 		case !r.OK():
 			errs.add(fmt.Errorf("%s: %s %v: %s: %s", p.name, id, cmd["type"], r.Code, r.Message))
@@ -548,15 +565,19 @@ func (p *peer) must(ctx context.Context, errs *errList, cmd map[string]any) ackR
 	}
 }
 
+// retryPause is how long a peer waits before sending a command again that
+// was refused for now (unavailable, rate_limited).
+const retryPause = 200 * time.Millisecond
+
 // resume replaces a closed (or closing) connection with a new one through
-// the proxy, from the state the old one reached.
+// the proxy, from the state the old one reached. The server closes a
+// connection it is done with; resume waits for that close however long it
+// takes, within the scenario's context.
 func (p *peer) resume(ctx context.Context, errs *errList) {
 	old := p.c
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	err := old.WaitClosed(wctx)
-	cancel()
-	if err == nil || errors.Is(err, context.DeadlineExceeded) {
-		old.Kill() // still open: not what the drain does, recorded below
+	if err := old.WaitClosed(ctx); ctx.Err() != nil {
+		errs.add(fmt.Errorf("%s: the server never closed the connection it stopped answering: %w", p.name, err))
+		return
 	}
 	p.closes = append(p.closes, old.CloseStatus())
 	st := old.State()
@@ -568,11 +589,12 @@ func (p *peer) resume(ctx context.Context, errs *errList) {
 			p.c = c
 			return
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			errs.add(fmt.Errorf("%s: resume: %w", p.name, err))
 			return
+		case <-time.After(50 * time.Millisecond): // the balancer may not have seen the drain yet
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
