@@ -123,9 +123,12 @@ func TestRateLimitsPerConnection(t *testing.T) {
 			if err := fac.WaitSeq(ctx, seq+uint64(acked)); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond) // let any stray event arrive before checking none did
-			if got := fac.Seq(); got != seq+uint64(acked) {
-				t.Fatalf("room seq %d, want %d: a refused command was stored", got, seq+uint64(acked))
+			// A fence instead of a pause: a facilitator command of one
+			// event, decided after every refused command was answered.
+			// Had one of them been stored, the fence would come later.
+			fence := do(t, ctx, fac, map[string]any{"type": "set_note", "aspect": "investment", "text": "fence"})
+			if want := seq + uint64(acked) + 1; fence.Seq != want {
+				t.Fatalf("fence at seq %d, want %d: a refused command was stored", fence.Seq, want)
 			}
 			// The connection stays and answers.
 			if err := att.SendRaw(ctx, map[string]any{"type": "ping", "t": 1}); err != nil {
