@@ -125,6 +125,29 @@ func TestHighlights(t *testing.T) {
 	}
 }
 
+// TestHostileResume runs the reveal beside one attendee flooding resumes:
+// every attendee still gets every reveal, and the flood is refused past
+// its burst (counts, never timings).
+func TestHostileResume(t *testing.T) {
+	const clients, broadcasts = 5, 4
+	urls := startServer(t, 1)
+	rep := runBench(t, "-url", urls[0], "-scenario", "hostile-resume",
+		"-clients", strconv.Itoa(clients), "-broadcasts", strconv.Itoa(broadcasts), "-rate", "50")
+	x := rep.HostileResume
+	if x == nil || x.Deliveries != clients*broadcasts || x.Missed != 0 || x.Dropped != 0 {
+		t.Fatalf("hostile-resume: got %+v, want %d deliveries, none missed or dropped", x, clients*broadcasts)
+	}
+	h := x.Hostile
+	if h == nil || h.Err != "" || h.Answers["error rate_limited"] < 1 || h.Answers["snapshot"] < 1 ||
+		h.Sent < int64(h.Answers["error rate_limited"]+h.Answers["snapshot"]) {
+		t.Fatalf("hostile: got %+v, want resumes sent, some served with a snapshot and some refused", h)
+	}
+	var out bytes.Buffer
+	if err := rep.writeTable(&out); err != nil || !strings.Contains(out.String(), "hostile resumes written") {
+		t.Errorf("table: %v\n%s", err, out.String())
+	}
+}
+
 // TestIdleWithoutPIDs reports the memory as not measured rather than
 // guessing.
 func TestIdleWithoutPIDs(t *testing.T) {

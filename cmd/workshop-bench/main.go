@@ -7,6 +7,11 @@
 //   - reveal: N attendees in one room and a facilitator who sends M reveals
 //     (or highlights) at a fixed rate; latency from the facilitator's send
 //     to each attendee's receipt, and how many deliveries were missed.
+//   - hostile-resume: reveal, with one more attendee beside the N, in a
+//     worker of its own, who writes resumes for a full snapshot as fast
+//     as the server reads them and ignores rate_limited errors; what it
+//     sent and what it was answered are reported next to the N attendees'
+//     latency, to compare with a reveal run of the same flags.
 //   - votes: N attendees each upvote one question once within a window;
 //     every vote must be counted once and every client must show the final
 //     count soon after the last vote.
@@ -95,7 +100,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	urls := fs.String("url", "http://127.0.0.1:8080", "comma-separated server base URLs; attendees are spread over them round-robin")
 	pids := fs.String("server-pids", "", "comma-separated pids of the server processes, for the idle memory scenario")
-	fs.StringVar(&c.scenario, "scenario", "reveal", "reveal, votes, joins, idle or all")
+	fs.StringVar(&c.scenario, "scenario", "reveal", "reveal, hostile-resume (reveal beside one attendee flooding resumes), votes, joins, idle or all (idle, joins, reveal, votes)")
 	fs.IntVar(&c.clients, "clients", 1000, "attendees per scenario")
 	fs.IntVar(&c.broadcasts, "broadcasts", 50, "reveal scenario: reveals (or highlights) the facilitator sends")
 	fs.Float64Var(&c.rate, "rate", 10, "reveal scenario: broadcasts per second")
@@ -141,9 +146,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		c.pids = append(c.pids, pid)
 	}
 	switch c.scenario {
-	case "reveal", "votes", "joins", "idle", "all":
+	case "reveal", "hostile-resume", "votes", "joins", "idle", "all":
 	default:
-		return c, fmt.Errorf("-scenario: want reveal, votes, joins, idle or all, got %q", c.scenario)
+		return c, fmt.Errorf("-scenario: want reveal, hostile-resume, votes, joins, idle or all, got %q", c.scenario)
 	}
 	switch c.event {
 	case "reveal", "highlight":
@@ -246,7 +251,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		var err error
 		switch s {
 		case "reveal":
-			rep.Reveal, err = b.reveal(ctx)
+			rep.Reveal, err = b.reveal(ctx, false)
+		case "hostile-resume":
+			rep.HostileResume, err = b.reveal(ctx, true)
 		case "votes":
 			rep.Votes, err = b.votes(ctx)
 		case "joins":

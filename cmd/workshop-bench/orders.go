@@ -10,7 +10,10 @@ const (
 	opVote     = "vote"     // each attendee upvotes Question once, answer voted
 	opConverge = "converge" // wait until every attendee shows Final votes, answer converged
 	opLatency  = "latency"  // wait for the broadcasts in Sends, answer latency
-	opClose    = "close"    // close every connection, answer closed, exit
+	// The hostile-resume scenario's attacker, in a worker of its own.
+	opHostile     = "hostile"      // connect one attendee to Room on URLs[0] and flood resumes; answer once refused
+	opHostileStop = "hostile-stop" // stop the flood, answer what it sent and what came back
+	opClose       = "close"        // close every connection, answer closed, exit
 )
 
 // Reply operations besides the answers named after their orders.
@@ -85,4 +88,7 @@ type reply struct {
 	// latency: microseconds from send to receipt, per attendee and broadcast
 	LatencyMicros []int64 `json:"latencyMicros,omitempty"`
 	Missed        int     `json:"missed,omitempty"`
+
+	// hostile, hostile-stop
+	Hostile *HostileResult `json:"hostile,omitempty"`
 }

@@ -25,8 +25,11 @@ type Report struct {
 	Idle    *IdleResult   `json:"idle,omitempty"`
 	Joins   *JoinResult   `json:"joins,omitempty"`
 	Reveal  *RevealResult `json:"reveal,omitempty"`
-	Votes   *VoteResult   `json:"votes,omitempty"`
-	Errors  []string      `json:"errors,omitempty"`
+	// HostileResume is the reveal scenario with one hostile attendee
+	// flooding resumes beside the others (its Hostile says what it did).
+	HostileResume *RevealResult `json:"hostileResume,omitempty"`
+	Votes         *VoteResult   `json:"votes,omitempty"`
+	Errors        []string      `json:"errors,omitempty"`
 }
 
 // Machine names the machine a run measured, and how busy it was: others
@@ -63,6 +66,7 @@ type RevealResult struct {
 	Dropped    int            `json:"dropped"` // connections the server closed during the run
 	Latency    Latency        `json:"latency"` // facilitator's send to attendee's receipt
 	Errors     map[string]int `json:"errors,omitempty"`
+	Hostile    *HostileResult `json:"hostile,omitempty"` // hostile-resume only
 }
 
 // VoteResult is the vote storm's outcome.
@@ -182,14 +186,8 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("joins", "join time p50 / p90 / p99 / max", "%s", x.Join)
 		errorRows(row, "joins", x.Errors)
 	}
-	if x := r.Reveal; x != nil {
-		row("reveal", "attendees joined", "%d/%d", x.Joined, x.Attendees)
-		errorRows(row, "reveal", x.JoinErrors)
-		row("reveal", "broadcasts", "%d %ss at %.1f/s", x.Broadcasts, x.Event, x.RatePerS)
-		row("reveal", "deliveries / missed / dropped", "%d / %d / %d", x.Deliveries, x.Missed, x.Dropped)
-		row("reveal", "latency p50 / p90 / p99 / max", "%s", x.Latency)
-		errorRows(row, "reveal", x.Errors)
-	}
+	revealRows(row, "reveal", r.Reveal)
+	revealRows(row, "hostile-resume", r.HostileResume)
 	if x := r.Votes; x != nil {
 		row("votes", "attendees joined", "%d/%d", x.Joined, x.Attendees)
 		errorRows(row, "votes", x.JoinErrors)
@@ -204,6 +202,41 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("error", "", "%s", e)
 	}
 	return tw.Flush()
+}
+
+func revealRows(row func(string, string, string, ...any), scenario string, x *RevealResult) {
+	if x == nil {
+		return
+	}
+	row(scenario, "attendees joined", "%d/%d", x.Joined, x.Attendees)
+	errorRows(row, scenario, x.JoinErrors)
+	row(scenario, "broadcasts", "%d %ss at %.1f/s", x.Broadcasts, x.Event, x.RatePerS)
+	row(scenario, "deliveries / missed / dropped", "%d / %d / %d", x.Deliveries, x.Missed, x.Dropped)
+	row(scenario, "latency p50 / p90 / p99 / max", "%s", x.Latency)
+	errorRows(row, scenario, x.Errors)
+	if h := x.Hostile; h != nil {
+		rate := 0.0
+		if h.Seconds > 0 {
+			rate = float64(h.Sent) / h.Seconds
+		}
+		refused := "never refused"
+		if h.FirstLimitMs > 0 {
+			refused = fmt.Sprintf("first refused after %.1f ms", h.FirstLimitMs)
+		}
+		row(scenario, "hostile resumes written", "%d in %.1f s (%.0f/s; the server reads only what it answers), %s, %d reconnects", h.Sent, h.Seconds, rate, refused, h.Reconnects)
+		keys := make([]string, 0, len(h.Answers))
+		for k := range h.Answers {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			row(scenario, "hostile answered", "%d × %s", h.Answers[k], k)
+		}
+		errorRows(row, scenario+" hostile", h.Closes)
+		if h.Err != "" {
+			row(scenario, "hostile failed", "%s", h.Err)
+		}
+	}
 }
 
 func errorRows(row func(string, string, string, ...any), scenario string, errs map[string]int) {

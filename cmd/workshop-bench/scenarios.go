@@ -135,8 +135,10 @@ func addCounts(into, from map[string]int) {
 
 // reveal runs the fan-out scenario: attendees in one room, the
 // facilitator sends broadcasts at the configured rate, and every
-// attendee's receipt of every broadcast is timed.
-func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
+// attendee's receipt of every broadcast is timed. With hostile, one more
+// attendee floods resumes from a worker of its own from before the
+// settling pause to the end (hostile-resume); only the others are timed.
+func (b *bench) reveal(ctx context.Context, hostile bool) (*RevealResult, error) {
 	cfg := b.cfg
 	base := cfg.urls[0]
 	// Every reveal is a real one, of a submitted score: 5 aspects per
@@ -200,12 +202,24 @@ func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
 		questions = append(questions, q)
 	}
 
-	at, err := b.join(ctx, "reveal", rm.ID, cfg.clients, 0, true)
+	name := "reveal"
+	if hostile {
+		name = "hostile-resume"
+	}
+	at, err := b.join(ctx, name, rm.ID, cfg.clients, 0, true)
 	if err != nil {
 		return nil, err
 	}
 	defer at.pool.stop()
 	res := &RevealResult{Attendees: cfg.clients, Joined: at.joined, JoinFailed: at.failed, Event: cfg.event, JoinErrors: at.errors}
+	var attacker *pool
+	if hostile {
+		attacker, err = b.startHostile(ctx, rm.ID)
+		if err != nil {
+			return res, err
+		}
+		defer attacker.stop()
+	}
 	time.Sleep(settleAfter)
 
 	// The plan: broadcast i reveals (aspect, team) pair i; a pair used
@@ -218,7 +232,7 @@ func (b *bench) reveal(ctx context.Context) (*RevealResult, error) {
 		}
 	}
 	var sent atomic.Int64
-	stop := b.progress("reveal", func() string {
+	stop := b.progress(name, func() string {
 		f := at.pool.figures()
 		n := sent.Load()
 		return fmt.Sprintf("%d/%d sent, %d/%d received, %d connected, %d dropped",
@@ -302,7 +316,39 @@ send:
 	}
 	res.Deliveries = len(micros)
 	res.Latency = latencyOf(micros)
+	if attacker != nil {
+		res.Hostile, err = stopHostile(ctx, attacker, err)
+	}
 	return res, errors.Join(sendErr, err)
+}
+
+// startHostile starts the hostile-resume attacker in a worker of its own
+// and returns once the server has refused its flood a first time.
+func (b *bench) startHostile(ctx context.Context, roomID string) (*pool, error) {
+	lifetime := time.Until(deadlineOf(ctx)) + workerStopTimeout
+	p, err := startPool(1, 1, lifetime, b.cfg.workerProf, b.log)
+	if err != nil {
+		return nil, err
+	}
+	replies, err := p.ask(ctx, []order{{Op: opHostile, Room: roomID, URLs: b.cfg.urls[:1]}}, hostileStartWait+orderMargin)
+	if err == nil && replies[0].Hostile != nil && replies[0].Hostile.Err != "" {
+		err = fmt.Errorf("hostile attendee: %s", replies[0].Hostile.Err)
+	}
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// stopHostile stops the attacker and answers what it did; prev is the
+// scenario's error so far, joined with any of its own.
+func stopHostile(ctx context.Context, p *pool, prev error) (*HostileResult, error) {
+	replies, err := p.ask(ctx, []order{{Op: opHostileStop}}, orderMargin)
+	if err != nil {
+		return nil, errors.Join(prev, err)
+	}
+	return replies[0].Hostile, prev
 }
 
 // submitScores has each team lead submit a score for every aspect, so

@@ -97,6 +97,10 @@ func workerMain(lifetime string, stdin io.Reader, stdout, stderr io.Writer) int 
 			r = w.converge(o)
 		case opLatency:
 			r = w.latency(o)
+		case opHostile:
+			r = w.hostileStart(o)
+		case opHostileStop:
+			r = w.hostileStop()
 		case opClose:
 			w.closeAll()
 			w.send(reply{Op: opClose})
@@ -118,6 +122,7 @@ type worker struct {
 
 	mu           sync.Mutex
 	attendees    []*attendee             // joined, guarded by mu
+	attacker     *hostile                // the hostile-resume attacker; main goroutine only
 	clients      map[string]*http.Client // per source address, guarded by mu
 	closeReasons map[string]int          // why connections ended unasked, guarded by mu
 
@@ -496,6 +501,10 @@ func (w *worker) addCloseReasons(into map[string]int) {
 // closeAll closes every connection with a normal close, closeParallel at a
 // time, and gives up waiting for handshakes after closeTimeout.
 func (w *worker) closeAll() {
+	if h := w.attacker; h != nil && !h.stopped() {
+		close(h.stop)
+		<-h.done
+	}
 	w.mu.Lock()
 	as := w.attendees
 	w.attendees = nil
