@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -509,8 +510,27 @@ func (ra *roomActor) prepare(cmd *room.Command) map[string]any {
 		cmd.NewSecrets = ns
 		ra.facKey = fac
 		return map[string]any{"facilitatorKey": fac, "presenterKey": pres, "teamKeys": teams}
+	case room.CmdRemove:
+		cmd.Present = ra.attendeeConnected(cmd.Participant, time.Now())
 	}
 	return nil
+}
+
+// attendeeConnected reports whether attendee pid is connected to the room:
+// here, or in the presence names another instance announced (the names
+// the facilitator's console lists, and removes from).
+func (ra *roomActor) attendeeConnected(pid string, now time.Time) bool {
+	for c := range ra.byPeer[pid] {
+		if c.actor.Role == room.RoleAttendee {
+			return true
+		}
+	}
+	for _, rp := range ra.remote {
+		if now.Sub(rp.at) <= presenceExpiry && slices.ContainsFunc(rp.p.Names, func(n room.PresentName) bool { return n.Participant == pid }) {
+			return true
+		}
+	}
+	return false
 }
 
 // facilitatorKeys derives, from the facilitator key a facilitator joined
@@ -931,8 +951,11 @@ func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reaso
 	}
 	actor, gen, token, err := ra.authenticate(hi, c.addr)
 	if err != nil {
-		if errorCode(err) == room.ERATELIMITED {
+		switch errorCode(err) {
+		case room.ERATELIMITED:
 			return statusTooMany, "too many new participants from your address; retry later"
+		case room.EINVALID:
+			return statusProtocol, closeReason("protocol error: " + errorMessage(err))
 		}
 		return statusUnauthorized, errorMessage(err)
 	}
@@ -993,11 +1016,22 @@ func (ra *roomActor) sendCatchUp(c *Client, epoch string, seq uint64) {
 }
 
 // authenticate turns a hello into an actor. gen is the key generation for
-// key-based roles (-1 for attendees); token is a new attendee's token.
+// key-based roles (-1 for attendees); token is the token an attendee keeps
+// (PROTOCOL.md, welcome): it carries the attendee's display name, so a
+// resume without a name keeps the name on any instance and after a
+// restart, and a rename answers a new one. A hello that mixes a key with
+// an attendee's fields, or carries nothing to go by, is invalid (4000);
+// a wrong key or token is unauthorized (4001).
 func (ra *roomActor) authenticate(hi hello, addr string) (actor room.Actor, gen int, token string, err error) {
 	sec := ra.state.Secrets
 	unauthorized := room.Errorf(EUNAUTHORIZED, "unauthorized")
 	if hi.key != "" {
+		switch {
+		case hi.name != "":
+			return room.Actor{}, 0, "", room.Errorf(room.EINVALID, "name: a hello with a key carries no name")
+		case hi.participant != "" || hi.token != "":
+			return room.Actor{}, 0, "", room.Errorf(room.EINVALID, "key: a hello carries a key, or a participant and token, not both")
+		}
 		switch {
 		case keyMatches(hi.key, sec.FacilitatorKeyHash):
 			return room.FacilitatorActor(), sec.Generation, "", nil
@@ -1017,21 +1051,27 @@ func (ra *roomActor) authenticate(hi hello, addr string) (actor room.Actor, gen 
 		}
 		return room.Actor{}, 0, "", unauthorized
 	}
-	name, err := displayName(hi.name)
-	if err != nil {
-		return room.Actor{}, 0, "", err
-	}
 	if hi.participant != "" || hi.token != "" {
-		if !tokenMatches(sec.ParticipantSecret, hi.participant, hi.token) {
+		carried, ok := checkToken(sec.ParticipantSecret, hi.participant, hi.token)
+		if !ok {
 			return room.Actor{}, 0, "", unauthorized
 		}
 		if ra.state.Removed[hi.participant] {
 			return room.Actor{}, 0, "", room.Errorf(EUNAUTHORIZED, "removed from this room")
 		}
-		return room.Actor{Role: room.RoleAttendee, Participant: hi.participant, Name: name}, -1, "", nil
+		name, err := displayName(hi.name, carried)
+		if err != nil {
+			return room.Actor{}, 0, "", err
+		}
+		return room.Actor{Role: room.RoleAttendee, Participant: hi.participant, Name: name}, -1,
+			participantToken(sec.ParticipantSecret, hi.participant, name), nil
 	}
 	if hi.name == "" {
-		return room.Actor{}, 0, "", room.Errorf(EUNAUTHORIZED, "hello needs a key, a name, or a participant and token")
+		return room.Actor{}, 0, "", room.Errorf(room.EINVALID, "hello needs a key, a name, or a participant and token")
+	}
+	name, err := displayName(hi.name, "")
+	if err != nil {
+		return room.Actor{}, 0, "", err
 	}
 	// Minting identities is limited per address and room, so one client
 	// cannot stuff the ballot with fresh identities.
@@ -1039,18 +1079,23 @@ func (ra *roomActor) authenticate(hi hello, addr string) (actor room.Actor, gen 
 		return room.Actor{}, 0, "", rateLimitedError("new participants", d)
 	}
 	pid := newParticipantID()
-	return room.Actor{Role: room.RoleAttendee, Participant: pid, Name: name}, -1, participantToken(sec.ParticipantSecret, pid), nil
+	return room.Actor{Role: room.RoleAttendee, Participant: pid, Name: name}, -1, participantToken(sec.ParticipantSecret, pid, name), nil
 }
 
-// displayName validates an attendee's chosen name; empty means "Guest".
-func displayName(s string) (string, error) {
-	if s == "" {
-		return "Guest", nil
-	}
-	if err := room.ValidateDisplayName(s); err != nil {
+// guestName is the name of an attendee resuming with a token from before
+// tokens carried names, and no name in its hello.
+const guestName = "Guest"
+
+// displayName is the name an attendee goes by: the one its hello gives
+// (a rename), else the one its token carries, else guestName. It is
+// checked either way: a carried name was checked when it was signed, but
+// the rules may have changed since.
+func displayName(given, carried string) (string, error) {
+	name := cmp.Or(given, carried, guestName)
+	if err := room.ValidateDisplayName(name); err != nil {
 		return "", err
 	}
-	return s, nil
+	return name, nil
 }
 
 func addTo(m map[string]map[*Client]struct{}, k string, c *Client) {

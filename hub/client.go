@@ -369,22 +369,39 @@ func (c *Client) closeAndWait(code websocket.StatusCode, reason string) {
 
 // readHello reads and checks the first message. A non-zero code means the
 // connection must close with it.
+//
+// The wait is bounded by a timer that closes the connection with 4000 and
+// a close frame, not by the read's context: when a read's context ends,
+// coder/websocket drops the connection without a close frame, and the
+// client would see 1006 instead of the documented 4000. A hub shutting
+// down closes a connection still waiting for its hello with 1001 the same
+// way. The read runs while Close sends its frame; the library allows that
+// and the read then ends with the close handshake.
 func (c *Client) readHello() (hello, websocket.StatusCode, string) {
-	ctx, cancel := context.WithTimeout(c.h.ctx, c.h.cfg.HelloTimeout)
-	defer cancel()
-	typ, data, err := c.conn.Read(ctx)
-	if err != nil {
+	noHello := "protocol error: no hello within " + c.h.cfg.HelloTimeout.String()
+	timer := time.AfterFunc(c.h.cfg.HelloTimeout, func() { c.conn.Close(statusProtocol, noHello) })
+	stopShutdown := context.AfterFunc(c.h.ctx, func() { c.conn.Close(statusGoingAway, "server going away") })
+	typ, data, err := c.conn.Read(context.Background())
+	timedOut, shutdown := !timer.Stop(), !stopShutdown()
+	switch {
+	case shutdown:
+		return hello{}, statusGoingAway, "server going away"
+	case timedOut:
+		return hello{}, statusProtocol, noHello
+	case err != nil:
 		if websocket.CloseStatus(err) == statusTooBig || errors.Is(err, websocket.ErrMessageTooBig) {
 			return hello{}, statusTooBig, "message too big"
 		}
 		return hello{}, statusProtocol, "protocol error: no hello"
-	}
-	if typ != websocket.MessageText {
+	case typ != websocket.MessageText:
 		return hello{}, statusProtocol, "protocol error: text frames only"
 	}
 	m, err := decodeClientMessage(data)
-	if err != nil || m.Type != msgHello {
-		return hello{}, statusProtocol, "protocol error: the first message must be a valid hello"
+	switch {
+	case err != nil:
+		return hello{}, statusProtocol, closeReason("protocol error: " + errorMessage(err))
+	case m.Type != msgHello:
+		return hello{}, statusProtocol, "protocol error: the first message must be a hello"
 	}
 	return hello{key: m.Key, name: m.Name, participant: m.Participant, token: m.Token, epoch: m.Epoch, seq: m.Seq}, 0, ""
 }
@@ -436,6 +453,10 @@ func (c *Client) recoverPanic() {
 	}
 }
 
+// roomBusyRetry is the retryAfter of a command refused because its room's
+// queue (commandQueue) is full: a few appends of maxBatch drain it.
+const roomBusyRetry = 200 * time.Millisecond
+
 // handle acts on one client message: ping, resume or a command.
 func (c *Client) handle(typ websocket.MessageType, data []byte) {
 	if typ != websocket.MessageText {
@@ -482,7 +503,7 @@ func (c *Client) handle(typ websocket.MessageType, data []byte) {
 			return
 		}
 		if !c.ra.submit(cmdReq{c: c, id: m.ID, cmd: m.Command}) {
-			c.sendError(m.ID, &room.Error{Code: room.ERATELIMITED, Message: "the room is busy; retry shortly"})
+			c.sendError(m.ID, rateLimitedError("commands waiting in this room", roomBusyRetry))
 		}
 	}
 }

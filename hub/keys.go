@@ -98,19 +98,55 @@ func newParticipantID() string {
 	return "p_" + base64.RawURLEncoding.EncodeToString(randomBytes(9))
 }
 
-// participantToken signs a participant id with the room's participant
-// secret, so any instance can check a returning attendee without a lookup.
-func participantToken(secret, participant string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(participant))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+// An attendee's token signs its participant id and its display name with
+// the room's participant secret (HMAC-SHA256), so any instance, before or
+// after a restart, checks a returning attendee and learns its name without
+// a lookup: the server keeps no record of attendee names. The form is
+// MAC "." base64url(name). Tokens minted before names were carried are
+// the bare MAC of the id; they are still accepted, without a name.
+// Tokens are compared in constant time and never logged.
+
+// tokenMessage is what a token signs. The prefix keeps it apart from the
+// message of an old token (a bare participant id, which never holds a
+// NUL).
+func tokenMessage(participant, name string) string {
+	return "participant token\x00" + participant + "\x00" + name
 }
 
-// tokenMatches checks an attendee's token in constant time.
-func tokenMatches(secret, participant, token string) bool {
+func tokenMAC(secret, msg string) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return m.Sum(nil)
+}
+
+// participantToken is the token of a participant under a display name.
+func participantToken(secret, participant, name string) string {
+	return base64.RawURLEncoding.EncodeToString(tokenMAC(secret, tokenMessage(participant, name))) +
+		"." + base64.RawURLEncoding.EncodeToString([]byte(name))
+}
+
+// checkToken checks an attendee's token in constant time and answers the
+// display name it carries ("" for an old token, which carries none).
+func checkToken(secret, participant, token string) (name string, ok bool) {
 	if secret == "" || participant == "" || token == "" {
-		return false
+		return "", false
 	}
-	want := participantToken(secret, participant)
-	return subtle.ConstantTimeCompare([]byte(want), []byte(token)) == 1
+	macPart, namePart, withName := strings.Cut(token, ".")
+	got, err := base64.RawURLEncoding.Strict().DecodeString(macPart)
+	if err != nil {
+		return "", false
+	}
+	msg := participant // an old token signs the bare id
+	if withName {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(namePart)
+		if err != nil {
+			return "", false
+		}
+		name = string(b)
+		msg = tokenMessage(participant, name)
+	}
+	if !hmac.Equal(got, tokenMAC(secret, msg)) {
+		return "", false
+	}
+	return name, true
 }

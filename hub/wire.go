@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/leveling/workshop/room"
@@ -57,8 +61,34 @@ type clientMessage struct {
 	T int64 `json:"t"`
 }
 
+// envelopeFields are the fields each message other than a command takes,
+// besides type and id. A command takes none of them: its own fields are
+// room.Command's, which the room checks (room.Decide). A field a message
+// does not take is refused, never silently ignored.
+var envelopeFields = map[string][]string{
+	msgHello:  {"key", "name", "participant", "token", "epoch", "seq"},
+	msgResume: {"epoch", "seq"},
+	msgPing:   {"t"},
+}
+
+// fields answers the JSON names of the fields m sets (at a non-zero
+// value), other than type and id.
+func (m clientMessage) fields() []string {
+	out := m.Command.Fields()
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{{m.Key != "", "key"}, {m.Token != "", "token"}, {m.Epoch != "", "epoch"}, {m.Seq != 0, "seq"}, {m.T != 0, "t"}} {
+		if f.set {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}
+
 // decodeClientMessage parses one client frame. Errors are *room.Error with
-// code invalid and a message fit for the client.
+// code invalid and a message fit for the client: it names the field in
+// the protocol's words and says what was wanted.
 func decodeClientMessage(data []byte) (clientMessage, error) {
 	var m clientMessage
 	if len(data) > maxMessageBytes {
@@ -70,7 +100,7 @@ func decodeClientMessage(data []byte) (clientMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return clientMessage{ID: m.ID}, room.Errorf(room.EINVALID, "malformed message: %s", shortJSONError(err))
+		return clientMessage{ID: m.ID}, room.Errorf(room.EINVALID, "%s", jsonProblem(err, data))
 	}
 	if dec.More() {
 		return clientMessage{ID: m.ID}, room.Errorf(room.EINVALID, "malformed message: one JSON object per frame")
@@ -78,10 +108,14 @@ func decodeClientMessage(data []byte) (clientMessage, error) {
 	if m.Type == "" {
 		return m, room.Errorf(room.EINVALID, "type: required")
 	}
-	switch m.Type {
-	case msgHello, msgResume, msgPing:
+	if takes, ok := envelopeFields[m.Type]; ok {
 		if len(m.ID) > maxCommandIDLen {
 			return m, room.Errorf(room.EINVALID, "id: at most %d characters", maxCommandIDLen)
+		}
+		for _, f := range m.fields() {
+			if !slices.Contains(takes, f) {
+				return m, room.Errorf(room.EINVALID, "%s: not a field of %s", f, m.Type)
+			}
 		}
 		return m, nil
 	}
@@ -91,19 +125,142 @@ func decodeClientMessage(data []byte) (clientMessage, error) {
 	if !isCommandType(m.Type) {
 		return m, room.Errorf(room.EINVALID, "unknown message type %q", truncate(m.Type, 40))
 	}
+	// The command's own fields are the room's to check (room.Decide);
+	// none of the envelope's belongs to a command.
+	if f := m.fields()[len(m.Command.Fields()):]; len(f) > 0 {
+		return m, room.Errorf(room.EINVALID, "%s: not a field of %s", f[0], m.Type)
+	}
 	return m, nil
 }
 
+// fieldWants says what a field of a client message holds where its Go
+// type alone does not say it in the protocol's words (kindWant).
+var fieldWants = map[string]string{
+	"seq":   "a whole number of 0 or more",
+	"t":     "a whole number (Unix ms)",
+	"order": "a list of ids (strings)",
+}
+
+// jsonProblem says what is wrong with a client frame that does not
+// decode: a field's problem starts with the field ("level: want a whole
+// number, got a string"), anything else with "malformed message".
+func jsonProblem(err error, data []byte) string {
+	if errors.Is(err, io.EOF) {
+		return "malformed message: empty"
+	}
+	if name, ok := unknownField(err); ok {
+		var typ struct{ Type string }
+		if json.Unmarshal(data, &typ) == nil && (isCommandType(typ.Type) || envelopeFields[typ.Type] != nil) {
+			return name + ": not a field of " + typ.Type
+		}
+	}
+	msg := shortJSONError(err)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		if field := jsonPath(te.Field); field == "order" && te.Type.Kind() == reflect.String {
+			msg += " in the list"
+		}
+		return msg
+	}
+	if _, ok := unknownField(err); ok {
+		return msg
+	}
+	return "malformed message: " + msg
+}
+
+// shortJSONError says what is wrong with JSON that does not decode (a
+// client frame or a request body), in a person's words and the JSON's
+// field names, never Go's field paths or type names: "not valid JSON at
+// byte 12", "teams: want a list, got a string", "admin: unknown field".
 func shortJSONError(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "the JSON ends too soon"
 	case errors.As(err, &se):
-		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
+		return "not valid JSON at byte " + strconv.FormatInt(se.Offset, 10)
 	case errors.As(err, &te):
-		return te.Field + ": wrong type " + te.Value
+		field := jsonPath(te.Field)
+		if field == "" {
+			return "want a JSON object, got " + jsonKind(te.Value)
+		}
+		want, ok := fieldWants[field]
+		if !ok {
+			want = kindWant(te.Type)
+		}
+		return field + ": want " + want + ", got " + jsonKind(te.Value)
 	}
-	return truncate(err.Error(), 120)
+	if name, ok := unknownField(err); ok {
+		return name + ": unknown field"
+	}
+	return "not valid JSON"
+}
+
+// unknownField is the field name of encoding/json's unknown-field error.
+func unknownField(err error) (string, bool) {
+	name, ok := strings.CutPrefix(err.Error(), "json: unknown field ")
+	if !ok {
+		return "", false
+	}
+	if n, err := strconv.Unquote(name); err == nil {
+		name = n
+	}
+	return truncate(name, 40), true
+}
+
+// jsonPath is encoding/json's path to a field without the Go names of
+// embedded structs (clientMessage embeds room.Command): JSON names here
+// start with a lower-case letter, Go's exported names with a capital.
+func jsonPath(p string) string {
+	parts := strings.Split(p, ".")
+	for len(parts) > 1 && parts[0] != "" && unicode.IsUpper(rune(parts[0][0])) {
+		parts = parts[1:]
+	}
+	return strings.Join(parts, ".")
+}
+
+// kindWant says what a Go type takes, in JSON's words.
+func kindWant(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number of 0 or more"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
+}
+
+// jsonKind names a JSON value as encoding/json's UnmarshalTypeError.Value
+// gives it ("string", "number", "number -1", "bool", "array", "object").
+func jsonKind(v string) string {
+	if n, ok := strings.CutPrefix(v, "number "); ok {
+		return truncate(n, 40)
+	}
+	switch v {
+	case "string":
+		return "a string"
+	case "number":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	case "array":
+		return "a list"
+	case "object":
+		return "an object"
+	}
+	return v
 }
 
 var commandTypes = func() map[string]bool {
@@ -229,3 +386,10 @@ func jsonDecoder(r io.Reader) *json.Decoder {
 	d.DisallowUnknownFields()
 	return d
 }
+
+// maxCloseReason is the longest close reason a close frame carries
+// (RFC 6455: 123 bytes of the 125 of a control frame's payload).
+const maxCloseReason = 123
+
+// closeReason cuts a close reason to what a close frame carries.
+func closeReason(s string) string { return truncate(s, maxCloseReason-len("…")) }

@@ -43,8 +43,10 @@ const conn = new Conn({
   roomId,
   identity() {
     const id = identity.value;
-    // The name goes along on every reconnect: the server does not keep
-    // it with the token, and a hello without one answers "Guest".
+    // The token carries the name (PROTOCOL.md, hello); the name goes
+    // along too, so an identity stored before tokens carried names keeps
+    // its name rather than "Guest". onWelcome stores the token each
+    // welcome answers (a new one after a rename).
     if (id) return id.name ? { participant: id.participant, token: id.token, name: id.name } : { participant: id.participant, token: id.token };
     if (joinName.value) return { name: joinName.value };
     return null;
