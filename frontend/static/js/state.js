@@ -31,13 +31,32 @@ function assessment(s, team, aspect) {
   return byAspect[aspect] || (byAspect[aspect] = { submitted: false, revealed: false });
 }
 
+// withheld keeps, per state, what this client learned from events but a
+// snapshot would not show it yet, so that it ends where room.View would:
+// another team's submission time, which a view shows only once the score is
+// revealed (and a revealed event does not carry it), by team and aspect;
+// and its own votes on questions it does not hold (hidden from it, or cut
+// to private in a range that hides them), since a view shows its own vote
+// again once such a question is restored and question_restored carries no
+// voters. A WeakMap keeps it out of the state that pages read and print.
+const withheld = new WeakMap();
+
+function withheldOf(s) {
+  let w = withheld.get(s);
+  if (!w) {
+    w = { submittedAt: {}, votes: {} };
+    withheld.set(s, w);
+  }
+  return w;
+}
+
 function findQuestion(s, id) {
   return s.questions.find((q) => q.id === id);
 }
 
 // putQuestion inserts q in posting order or replaces the one with its id,
 // keeping the votes and this client's own vote already known.
-function putQuestion(s, q) {
+function putQuestion(s, q, me) {
   const old = findQuestion(s, q.id);
   if (old) {
     const votes = old.votes;
@@ -47,6 +66,11 @@ function putQuestion(s, q) {
     return;
   }
   const c = Object.assign({ votes: 0 }, q);
+  const w = withheldOf(s);
+  if (w.votes[c.id] && me && me.participant) {
+    c.voters = { [me.participant]: true };
+  }
+  delete w.votes[c.id];
   const n = questionNumber(c.id);
   const i = s.questions.findIndex((x) => questionNumber(x.id) > n);
   if (i < 0) s.questions.push(c);
@@ -107,12 +131,17 @@ export function applyEvent(s, e, me) {
     case 'submitted': {
       const a = assessment(s, e.team, e.aspect);
       a.submitted = true;
-      a.submittedAt = e.at;
       if (isOwnTeam(me, e.team)) {
+        a.submittedAt = e.at;
         a.level = e.level;
         a.rationale = e.rationale || '';
         a.draftLevel = e.level;
         a.draftRationale = e.rationale || '';
+      } else {
+        // Another team's time shows with its revealed score, as in a
+        // snapshot; until then it waits in withheld.
+        const byAspect = withheldOf(s).submittedAt;
+        (byAspect[e.team] || (byAspect[e.team] = {}))[e.aspect] = e.at;
       }
       break;
     }
@@ -127,6 +156,10 @@ export function applyEvent(s, e, me) {
         if (sc.submitted && sc.level) {
           a.level = sc.level;
           a.rationale = sc.rationale || '';
+          if (!isOwnTeam(me, sc.team)) {
+            const at = (withheldOf(s).submittedAt[sc.team] || {})[e.aspect];
+            if (at) a.submittedAt = at;
+          }
         }
       }
       break;
@@ -137,26 +170,35 @@ export function applyEvent(s, e, me) {
         if (!isOwnTeam(me, team)) {
           delete a.level;
           delete a.rationale;
+          delete a.submittedAt;
         }
       }
       break;
     case 'question_posted':
-      if (e.q) putQuestion(s, e.q);
+      if (e.q) putQuestion(s, e.q, me);
       break;
     case 'question_approved':
     case 'question_restored':
-      if (e.q) putQuestion(s, e.q);
+      if (e.q) putQuestion(s, e.q, me);
       break;
     case 'upvoted':
     case 'unvoted': {
+      // Only the voter and the facilitator get the participant; a twin
+      // without one changes the count alone (an absent participant must
+      // not match a client that has none, such as the public view).
       const q = findQuestion(s, e.question);
+      const named = !!e.participant && (fac || (me && e.participant === me.participant));
       if (q) {
         q.votes = e.count || 0;
-        if (fac || (me && e.participant === me.participant)) {
+        if (named) {
           q.voters = Object.assign({}, q.voters);
           if (e.type === 'upvoted') q.voters[e.participant] = true;
           else delete q.voters[e.participant];
         }
+      } else if (named && !fac) {
+        // Its own vote on a question this client does not hold.
+        if (e.type === 'upvoted') withheldOf(s).votes[e.question] = true;
+        else delete withheldOf(s).votes[e.question];
       }
       break;
     }
@@ -183,7 +225,11 @@ export function applyEvent(s, e, me) {
           q.hiddenBy = e.name;
         }
       } else {
-        s.questions = s.questions.filter((q) => q.id !== e.question);
+        const q = findQuestion(s, e.question);
+        if (q && me && me.participant && q.voters && q.voters[me.participant]) {
+          withheldOf(s).votes[q.id] = true;
+        }
+        s.questions = s.questions.filter((x) => x.id !== e.question);
       }
       if (s.highlighted === e.question) s.highlighted = '';
       break;
