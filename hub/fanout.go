@@ -1,0 +1,144 @@
+package hub
+
+// Fan-out: committed events encoded once per audience variant and queued to
+// every local client of the room, and the client classes that share bytes.
+
+import (
+	"slices"
+	"time"
+
+	"github.com/leveling/workshop/room"
+)
+
+// fanout encodes each event once per audience variant and queues the
+// frames to every local client. It runs on the actor goroutine; queueing
+// never blocks (a full queue closes that client).
+func (ra *roomActor) fanout(events []room.Event) {
+	if len(events) == 0 {
+		return
+	}
+	start := time.Now()
+	ra.broadcast = events[len(events)-1].Seq
+	ra.recent = append(ra.recent, events...)
+	if n := len(ra.recent) - recentEvents; n > 0 {
+		ra.recent = slices.Delete(ra.recent, 0, n)
+	}
+	enc := newEventEncoder(events, ra.state)
+	// Attendees whose own twin of an event differs from the public one (the
+	// author of a pending or anonymous question, a voter, a reporter) get
+	// a frame of their own.
+	authors := map[string]bool{}
+	for _, e := range events {
+		if e.Question != nil && e.Question.Author != "" {
+			authors[e.Question.Author] = true
+		}
+		switch e.Type {
+		case room.EvUpvoted, room.EvUnvoted, room.EvReported:
+			if e.Participant != "" {
+				authors[e.Participant] = true
+			}
+		}
+	}
+	for class, members := range ra.byClass {
+		if len(members) == 0 {
+			continue
+		}
+		frame := eventsFrame(ra.epoch, enc.encodeFor(classAudience(class)))
+		for c := range members {
+			if class == classPublic && authors[c.actor.Participant] {
+				continue // gets a frame of its own below
+			}
+			c.enqueue(frame)
+		}
+	}
+	for pid := range authors {
+		for c := range ra.byPeer[pid] {
+			if c.class == classPublic {
+				c.enqueue(eventsFrame(ra.epoch, enc.encodeFor(c.aud)))
+			}
+		}
+	}
+	ra.h.m.deliveries.Add(float64(len(ra.clients)))
+	ra.h.m.fanoutSeconds.Observe(time.Since(start).Seconds())
+}
+
+// afterEvents closes connections that events disowned: removed attendees
+// and connections made with rotated keys.
+func (ra *roomActor) afterEvents(events []room.Event) {
+	for _, e := range events {
+		switch e.Type {
+		case room.EvParticipantRemoved:
+			for c := range ra.byPeer[e.Participant] {
+				c.close(statusRemoved, "removed")
+			}
+		case room.EvKeysRotated:
+			for c := range ra.clients {
+				if c.keyGen >= 0 && c.keyGen < ra.state.Secrets.Generation {
+					c.close(statusRemoved, "removed: keys were rotated")
+				}
+			}
+		}
+	}
+}
+
+// eventEncoder caches each event's encoding per variant key, so an event is
+// marshalled once per distinct audience variant however many clients get it.
+// Every event is cut against end, the room's state after the last of them
+// (room.Redact): a range never tells more than a snapshot at its end.
+type eventEncoder struct {
+	events []room.Event
+	end    *room.State
+	cache  []map[string][]byte
+}
+
+// newEventEncoder encodes events, a contiguous range that ends at end.
+func newEventEncoder(events []room.Event, end *room.State) *eventEncoder {
+	return &eventEncoder{events: events, end: end, cache: make([]map[string][]byte, len(events))}
+}
+
+func (x *eventEncoder) encodeFor(aud room.Audience) [][]byte {
+	out := make([][]byte, len(x.events))
+	for i, e := range x.events {
+		key := room.VariantKey(e, aud)
+		if b, ok := x.cache[i][key]; ok {
+			out[i] = b
+			continue
+		}
+		b := mustJSON(room.Redact(e, aud, x.end))
+		if x.cache[i] == nil {
+			x.cache[i] = map[string][]byte{}
+		}
+		x.cache[i][key] = b
+		out[i] = b
+	}
+	return out
+}
+
+// Client classes: every member of a class gets the same bytes, except an
+// attendee's own pending or anonymous question.
+const (
+	classFacilitator = "facilitator"
+	classPublic      = "public"
+	classTeamPrefix  = "team:"
+)
+
+func classOf(a room.Actor) string {
+	switch a.Role {
+	case room.RoleFacilitator:
+		return classFacilitator
+	case room.RoleTeam:
+		return classTeamPrefix + a.Team
+	}
+	return classPublic
+}
+
+func classAudience(class string) room.Audience {
+	switch {
+	case class == classFacilitator:
+		return room.AudienceOf(room.FacilitatorActor())
+	case len(class) > len(classTeamPrefix) && class[:len(classTeamPrefix)] == classTeamPrefix:
+		t := class[len(classTeamPrefix):]
+		return room.Audience{Role: room.RoleTeam, Team: t, Participant: "team:" + t}
+	}
+	return room.Audience{Role: room.RoleAttendee}
+}
