@@ -83,7 +83,7 @@ func (l *stateLog) try(a room.Actor, c room.Command) error {
 	switch c.Type {
 	case room.CmdAddTeam:
 		// The hub hands the new team's key hash to add_team.
-		c.NewSecrets = &room.Secrets{TeamKeyHashes: map[string]string{"": fmt.Sprintf("team-hash-new-%d", l.n)}}
+		c.NewSecrets = &room.Secrets{TeamKeyHashes: map[string]string{l.s.NextTeamID(): fmt.Sprintf("team-hash-new-%d", l.n)}}
 	case room.CmdRotateKeys:
 		ns := &room.Secrets{FacilitatorKeyHash: fmt.Sprintf("fac-hash-%d", l.n), PresenterKeyHash: fmt.Sprintf("pres-hash-%d", l.n), TeamKeyHashes: map[string]string{}}
 		for _, tm := range l.s.Teams {

@@ -107,7 +107,7 @@ func benchActor(b *testing.B, st *room.State, n int) (*roomActor, []*Client) {
 	}
 	clients := make([]*Client, 0, len(actors))
 	for _, a := range actors {
-		c := &Client{h: h, actor: a, aud: room.AudienceOf(a), class: classOf(a), keyGen: -1,
+		c := &Client{h: h, actor: a, aud: room.AudienceOf(a), class: room.ClassOf(room.AudienceOf(a)), keyGen: -1,
 			writing: true, done: make(chan struct{})}
 		ra.clients[c] = struct{}{}
 		addTo(ra.byClass, c.class, c)
@@ -140,9 +140,9 @@ func BenchmarkEncodeEvents(b *testing.B) {
 		{"reveal_all", benchEvents(b, st, room.FacilitatorActor(), room.Command{Type: room.CmdReveal, Aspect: st.Model.Aspects[0].ID})},
 		{"upvote", benchEvents(b, st, benchAttendee(1), room.Command{Type: room.CmdUpvote, Question: "q1"})},
 	}
-	classes := []string{classFacilitator, classPublic}
+	classes := []string{room.ClassFacilitator, room.ClassPublic}
 	for _, t := range st.Teams {
-		classes = append(classes, classTeamPrefix+t.ID)
+		classes = append(classes, room.ClassOf(room.AudienceOf(room.TeamActor(t))))
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
@@ -150,7 +150,7 @@ func BenchmarkEncodeEvents(b *testing.B) {
 			for b.Loop() {
 				enc := newEventEncoder(tc.evs, nil)
 				for _, class := range classes {
-					_ = eventsFrame("e1", enc.encodeFor(classAudience(class)))
+					_ = eventsFrame("e1", enc.encodeFor(room.ClassAudience(class)))
 				}
 			}
 		})

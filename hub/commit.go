@@ -7,8 +7,8 @@ package hub
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/leveling/workshop/room"
@@ -113,9 +113,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 				answered[i] = true
 				continue
 			}
-			if cmd.Type == room.CmdAsk {
-				result = map[string]any{"question": evs[len(evs)-1].QuestionID}
-			}
+			result = withResult(room.Result(cmd.Type, evs), result)
 			events = append(events, evs...)
 			acks = append(acks, pendingAck{r: r, seq: evs[len(evs)-1].Seq, result: result})
 		}
@@ -216,13 +214,13 @@ func (ra *roomActor) checkSize(cmd room.Command) error {
 func (ra *roomActor) prepare(cmd *room.Command) map[string]any {
 	switch cmd.Type {
 	case room.CmdAddTeam:
-		id := teamIDAfter(ra.state)
+		id := ra.state.NextTeamID()
 		key := newKey() // a room from before derived keys, or no facilitator key at hand
 		if ra.facKey != "" {
 			key = deriveKey(ra.facKey, teamLabel(id))
 		}
-		cmd.NewSecrets = &room.Secrets{TeamKeyHashes: map[string]string{"": hashKey(key)}}
-		return map[string]any{"team": id, "key": key}
+		cmd.NewSecrets = &room.Secrets{TeamKeyHashes: map[string]string{id: hashKey(key)}}
+		return map[string]any{"key": key}
 	case room.CmdRotateKeys:
 		fac := newKey()
 		pres := deriveKey(fac, presenterLabel())
@@ -242,43 +240,36 @@ func (ra *roomActor) prepare(cmd *room.Command) map[string]any {
 	return nil
 }
 
-func teamIDAfter(s *room.State) string {
-	return "t" + strconv.Itoa(len(s.Teams)+1)
-}
-
 // recoverResult rebuilds the ack result of a command applied elsewhere
 // (another instance, or before a restart) from its last event. Keys are
 // never stored in plain text, so a retried add_team or rotate_keys is
 // acknowledged without them (PROTOCOL.md).
 func (ra *roomActor) recoverResult(typ string, seq uint64) map[string]any {
-	if typ != room.CmdAsk && typ != room.CmdAddTeam {
+	if !room.CarriesResult(typ) || seq == 0 {
 		return nil
 	}
-	var ev *room.Event
 	for i := range ra.recent {
 		if ra.recent[i].Seq == seq {
-			ev = &ra.recent[i]
-			break
+			return room.Result(typ, ra.recent[i:i+1])
 		}
 	}
-	if ev == nil && seq > 0 {
-		ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
-		evs, err := ra.h.store.Since(ctx, ra.id, seq-1)
-		cancel()
-		if err != nil || len(evs) == 0 || evs[0].Seq != seq {
-			return nil
-		}
-		ev = &evs[0]
-	}
-	switch {
-	case ev == nil:
+	ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+	evs, err := ra.h.store.Since(ctx, ra.id, seq-1)
+	cancel()
+	if err != nil || len(evs) == 0 || evs[0].Seq != seq {
 		return nil
-	case typ == room.CmdAsk && ev.Type == room.EvQuestionPosted:
-		return map[string]any{"question": ev.QuestionID}
-	case typ == room.CmdAddTeam && ev.Type == room.EvTeamAdded:
-		return map[string]any{"team": ev.Team}
 	}
-	return nil
+	return room.Result(typ, evs[:1])
+}
+
+// withResult adds to the domain's result of a command (room.Result) what
+// the hub made for it (fresh keys); either may be nil.
+func withResult(domain, hub map[string]any) map[string]any {
+	if domain == nil {
+		return hub
+	}
+	maps.Copy(domain, hub)
+	return domain
 }
 
 func (ra *roomActor) remember(key string, result map[string]any) {

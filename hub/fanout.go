@@ -24,36 +24,30 @@ func (ra *roomActor) fanout(events []room.Event) {
 		ra.recent = slices.Delete(ra.recent, 0, n)
 	}
 	enc := newEventEncoder(events, ra.state)
-	// Attendees whose own twin of an event differs from the public one (the
-	// author of a pending or anonymous question, a voter, a reporter) get
-	// a frame of their own.
-	authors := map[string]bool{}
+	// Attendees whose own twin of an event differs from their class's (the
+	// domain names them: the author of a pending or anonymous question, a
+	// voter, a reporter) get a frame of their own.
+	personal := map[string]bool{}
 	for _, e := range events {
-		if e.Question != nil && e.Question.Author != "" {
-			authors[e.Question.Author] = true
-		}
-		switch e.Type {
-		case room.EvUpvoted, room.EvUnvoted, room.EvReported:
-			if e.Participant != "" {
-				authors[e.Participant] = true
-			}
+		for _, pid := range room.PersonalIn(e) {
+			personal[pid] = true
 		}
 	}
 	for class, members := range ra.byClass {
 		if len(members) == 0 {
 			continue
 		}
-		frame := eventsFrame(ra.epoch, enc.encodeFor(classAudience(class)))
+		frame := eventsFrame(ra.epoch, enc.encodeFor(room.ClassAudience(class)))
 		for c := range members {
-			if class == classPublic && authors[c.actor.Participant] {
+			if class == room.ClassPublic && personal[c.actor.Participant] {
 				continue // gets a frame of its own below
 			}
 			c.enqueue(frame)
 		}
 	}
-	for pid := range authors {
+	for pid := range personal {
 		for c := range ra.byPeer[pid] {
-			if c.class == classPublic {
+			if c.class == room.ClassPublic {
 				c.enqueue(eventsFrame(ra.epoch, enc.encodeFor(c.aud)))
 			}
 		}
@@ -112,33 +106,4 @@ func (x *eventEncoder) encodeFor(aud room.Audience) [][]byte {
 		out[i] = b
 	}
 	return out
-}
-
-// Client classes: every member of a class gets the same bytes, except an
-// attendee's own pending or anonymous question.
-const (
-	classFacilitator = "facilitator"
-	classPublic      = "public"
-	classTeamPrefix  = "team:"
-)
-
-func classOf(a room.Actor) string {
-	switch a.Role {
-	case room.RoleFacilitator:
-		return classFacilitator
-	case room.RoleTeam:
-		return classTeamPrefix + a.Team
-	}
-	return classPublic
-}
-
-func classAudience(class string) room.Audience {
-	switch {
-	case class == classFacilitator:
-		return room.AudienceOf(room.FacilitatorActor())
-	case len(class) > len(classTeamPrefix) && class[:len(classTeamPrefix)] == classTeamPrefix:
-		t := class[len(classTeamPrefix):]
-		return room.Audience{Role: room.RoleTeam, Team: t, Participant: "team:" + t}
-	}
-	return room.Audience{Role: room.RoleAttendee}
 }

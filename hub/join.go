@@ -50,9 +50,9 @@ func (ra *roomActor) snapshotFor(c *Client) []byte {
 		ra.personal, ra.personalBytes = nil, 0
 		ra.personalEpoch, ra.personalSeq = ra.epoch, ra.state.Seq
 	}
-	if v, ok := ra.personal[pid]; ok && c.class == classPublic {
+	if v, ok := ra.personal[pid]; ok && c.class == room.ClassPublic {
 		view = v
-	} else if c.class == classPublic && hasPersonal(ra.state, pid) {
+	} else if c.class == room.ClassPublic && room.HasPersonalView(ra.state, pid) {
 		view = mustJSON(room.View(ra.state, c.aud))
 		if len(view) <= maxPersonalCache {
 			if ra.personalBytes+len(view) > maxPersonalCache {
@@ -67,22 +67,10 @@ func (ra *roomActor) snapshotFor(c *Client) []byte {
 	} else if cv, ok := ra.snapCache[c.class]; ok && cv.seq == ra.state.Seq {
 		view = cv.data
 	} else {
-		view = mustJSON(room.View(ra.state, classAudience(c.class)))
+		view = mustJSON(room.View(ra.state, room.ClassAudience(c.class)))
 		ra.snapCache[c.class] = cachedView{seq: ra.state.Seq, data: view}
 	}
 	return snapshotFrame(ra.epoch, ra.state.Seq, ra.h.cfg.Now().UnixMilli(), view, ra.presenceJSON(c.class))
-}
-
-func hasPersonal(s *room.State, pid string) bool {
-	if pid == "" {
-		return false
-	}
-	for _, q := range s.Questions {
-		if q.Author == pid || q.Voters[pid] || q.Reporters[pid] {
-			return true
-		}
-	}
-	return false
 }
 
 // hello is what a joining client asked for.
@@ -114,7 +102,7 @@ func (ra *roomActor) join(c *Client, hi hello) (code websocket.StatusCode, reaso
 		}
 		return statusUnauthorized, errorMessage(err)
 	}
-	c.actor, c.aud, c.class, c.keyGen = actor, room.AudienceOf(actor), classOf(actor), gen
+	c.actor, c.aud, c.class, c.keyGen = actor, room.AudienceOf(actor), room.ClassOf(room.AudienceOf(actor)), gen
 	var keys *roomKeys
 	if actor.Role == room.RoleFacilitator {
 		ra.facKey = hi.key
@@ -191,7 +179,7 @@ func (ra *roomActor) authenticate(hi hello, addr string) (actor room.Actor, gen 
 		case keyMatches(hi.key, sec.FacilitatorKeyHash):
 			return room.FacilitatorActor(), sec.Generation, "", nil
 		case keyMatches(hi.key, sec.PresenterKeyHash):
-			return room.Actor{Role: room.RolePresenter, Participant: "presenter", Name: "Presenter"}, sec.Generation, "", nil
+			return room.PresenterActor(), sec.Generation, "", nil
 		}
 		// Every team hash is compared, so timing does not tell which matched.
 		var found *room.Team

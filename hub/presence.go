@@ -103,8 +103,8 @@ func (ra *roomActor) mergedPresence(now time.Time, names bool) room.Presence {
 }
 
 func (ra *roomActor) presenceJSON(class string) []byte {
-	p := ra.mergedPresence(time.Now(), class == classFacilitator)
-	return mustJSON(p.For(classAudience(class)))
+	p := ra.mergedPresence(time.Now(), class == room.ClassFacilitator)
+	return mustJSON(p.For(room.ClassAudience(class)))
 }
 
 // tickPresence publishes this instance's presence when it changed (or
@@ -116,21 +116,21 @@ func (ra *roomActor) tickPresence(now time.Time) {
 		ra.h.publishAsync(Message{Room: ra.id, Presence: &lp, Instance: ra.h.cfg.Instance})
 		ra.presenceAt, ra.localDirty = now, false
 	}
-	_, facilitators := ra.byClass[classFacilitator]
+	_, facilitators := ra.byClass[room.ClassFacilitator]
 	merged := ra.mergedPresence(now, facilitators)
 	// Only the facilitator's presence differs (names): two encodings per
 	// tick however many team classes there are.
 	var public, withNames []byte
 	for class, members := range ra.byClass {
 		var frame []byte
-		if class == classFacilitator {
+		if class == room.ClassFacilitator {
 			if withNames == nil {
-				withNames = mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(class))})
+				withNames = mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(room.ClassAudience(class))})
 			}
 			frame = withNames
 		} else {
 			if public == nil {
-				public = mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(classAudience(classPublic))})
+				public = mustJSON(presenceMsg{Type: msgPresence, Presence: merged.For(room.ClassAudience(room.ClassPublic))})
 			}
 			frame = public
 		}

@@ -77,8 +77,9 @@ func (h *Hub) CreateRoom(ctx context.Context, req CreateRequest, base string) (*
 		ParticipantSecret:  newKey(),
 	}
 	for i := range req.Teams {
-		teamKeys[i] = deriveKey(facKey, teamLabel(fmt.Sprintf("t%d", i+1)))
-		sec.TeamKeyHashes[fmt.Sprintf("t%d", i+1)] = hashKey(teamKeys[i])
+		id := room.TeamID(i + 1) // the id room.Create gives the team
+		teamKeys[i] = deriveKey(facKey, teamLabel(id))
+		sec.TeamKeyHashes[id] = hashKey(teamKeys[i])
 	}
 	for attempt := 0; ; attempt++ {
 		id, code := uuid.NewString(), newJoinCode()

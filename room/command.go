@@ -29,9 +29,47 @@ func FacilitatorActor() Actor {
 	return Actor{Role: RoleFacilitator, Participant: "facilitator", Name: "Facilitator"}
 }
 
+// PresenterActor is the actor for presenter screens: read-only, the public
+// view.
+func PresenterActor() Actor {
+	return Actor{Role: RolePresenter, Participant: "presenter", Name: "Presenter"}
+}
+
 // TeamActor is the actor for a team lead of the given team.
 func TeamActor(t Team) Actor {
-	return Actor{Role: RoleTeam, Team: t.ID, Participant: "team:" + t.ID, Name: t.Name}
+	return Actor{Role: RoleTeam, Team: t.ID, Participant: teamParticipant(t.ID), Name: t.Name}
+}
+
+// teamParticipantPrefix starts the participant id every lead of a team acts
+// as (teamParticipant): all leads of one team are one participant.
+const teamParticipantPrefix = "team:"
+
+// teamParticipant is the participant id every lead of team id acts as.
+func teamParticipant(id string) string { return teamParticipantPrefix + id }
+
+// CarriesResult reports whether Result can answer anything for a command
+// of type cmdType, so that a retried command of another type needs no look
+// at its events.
+func CarriesResult(cmdType string) bool { return cmdType == CmdAsk || cmdType == CmdAddTeam }
+
+// Result is what the acknowledgement of a command carries that the domain
+// knows, taken from the events the command produced (the last is enough):
+// the id of the question an ask posted, the id of the team add_team added.
+// It is the same whether the command was decided just now or long ago on
+// another instance, so a retried command is answered alike. Other commands
+// carry none (nil). The hub adds what only it knows: fresh keys.
+func Result(cmdType string, events []Event) map[string]any {
+	if len(events) == 0 || !CarriesResult(cmdType) {
+		return nil
+	}
+	last := events[len(events)-1]
+	switch {
+	case cmdType == CmdAsk && last.Type == EvQuestionPosted:
+		return map[string]any{"question": last.QuestionID}
+	case cmdType == CmdAddTeam && last.Type == EvTeamAdded:
+		return map[string]any{"team": last.Team}
+	}
+	return nil
 }
 
 // Command types. The comment says who may send each.

@@ -52,7 +52,7 @@ func Create(p CreateParams) ([]Event, error) {
 				return nil, Errorf(EINVALID, "teams[%d]: %q is used twice", i, name)
 			}
 		}
-		s.Teams = append(s.Teams, Team{ID: fmt.Sprintf("t%d", i+1), Name: name})
+		s.Teams = append(s.Teams, Team{ID: TeamID(i + 1), Name: name})
 	}
 	for _, a := range p.Model.Aspects {
 		s.Agenda = append(s.Agenda, a.ID)
@@ -349,12 +349,12 @@ func decideAddTeam(d *decision) error {
 			return Errorf(ECONFLICT, "a team named %q already exists", name)
 		}
 	}
-	if d.cmd.NewSecrets == nil || d.cmd.NewSecrets.TeamKeyHashes[""] == "" {
-		return Errorf(EINTERNAL, "add_team needs a key hash from the server")
+	id := d.s.NextTeamID()
+	if d.cmd.NewSecrets == nil || d.cmd.NewSecrets.TeamKeyHashes[id] == "" {
+		return Errorf(EINTERNAL, "add_team needs the key hash of team %s from the server", id)
 	}
-	id := fmt.Sprintf("t%d", len(d.s.Teams)+1)
 	d.emit(Event{Type: EvTeamAdded, Team: id, Name: name,
-		Secrets: &Secrets{TeamKeyHashes: map[string]string{id: d.cmd.NewSecrets.TeamKeyHashes[""]}}})
+		Secrets: &Secrets{TeamKeyHashes: map[string]string{id: d.cmd.NewSecrets.TeamKeyHashes[id]}}})
 	return nil
 }
 
@@ -851,7 +851,7 @@ func decideRemove(d *decision) error {
 	if err := checkText("participant", p, 1, maxParticipantLen); err != nil {
 		return err
 	}
-	if p == "facilitator" || p == "presenter" || strings.HasPrefix(p, "team:") {
+	if p == "facilitator" || p == "presenter" || strings.HasPrefix(p, teamParticipantPrefix) {
 		return Errorf(EINVALID, "participant: remove attendees only; rotate keys to lock out a team lead or a presenter screen")
 	}
 	if d.s.Removed[p] {

@@ -23,8 +23,15 @@ type decideCase struct {
 	check  func(t *testing.T, f *fixture, evs []Event)
 }
 
+// newTeamSecrets is what the hub hands add_team: the key hash of the team
+// it adds. Table cases do not know the room they run in, so the hash is
+// given for every id the next team could get.
 func newTeamSecrets(hash string) *Secrets {
-	return &Secrets{TeamKeyHashes: map[string]string{"": hash}}
+	s := &Secrets{TeamKeyHashes: map[string]string{}}
+	for n := 1; n <= MaxTeams; n++ {
+		s.TeamKeyHashes[TeamID(n)] = hash
+	}
+	return s
 }
 
 func rotatedSecrets() *Secrets {
@@ -153,6 +160,7 @@ var decideCases = []decideCase{
 	{name: "duplicate name", actor: fac, cmd: Command{Type: CmdAddTeam, Name: "PAYMENTS", NewSecrets: newTeamSecrets("h")}, want: ECONFLICT},
 	{name: "room full", setup: fullTeams, actor: fac, cmd: Command{Type: CmdAddTeam, Name: "One too many", NewSecrets: newTeamSecrets("h")}, want: ECONFLICT},
 	{name: "no key hash from the hub", actor: fac, cmd: Command{Type: CmdAddTeam, Name: "Data"}, want: EINTERNAL},
+	{name: "a key hash for another team id", actor: fac, cmd: Command{Type: CmdAddTeam, Name: "Data", NewSecrets: &Secrets{TeamKeyHashes: map[string]string{"t9": "h"}}}, want: EINTERNAL},
 	{name: "closed room", setup: closed, actor: fac, cmd: Command{Type: CmdAddTeam, Name: "Data", NewSecrets: newTeamSecrets("h")}, want: ECONFLICT},
 
 	// set_queue

@@ -90,6 +90,25 @@ func (sc *scenario) commit(evs []Event) {
 		if sc.c.checkEvent(t, e, sc.s, sc.auds) > 0 {
 			sc.stats.variants++
 		}
+		sc.checkClasses(e)
+	}
+}
+
+// checkClasses checks the classes the hub encodes by: every audience that
+// PersonalIn does not name gets its class's twin of e, byte for byte.
+func (sc *scenario) checkClasses(e Event) {
+	t := sc.t
+	t.Helper()
+	personal := PersonalIn(e)
+	for _, aud := range sc.auds {
+		if slices.Contains(personal, aud.Participant) {
+			continue
+		}
+		class := ClassOf(aud)
+		got, want := mustJSON(t, Redact(e, aud, sc.s)), mustJSON(t, Redact(e, ClassAudience(class), sc.s))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s #%d for %s: got %s, want its class %q's %s (PersonalIn names %v)", e.Type, e.Seq, audName(aud), got, class, want, personal)
+		}
 	}
 }
 
@@ -163,7 +182,7 @@ func (sc *scenario) command(typ string, actor Actor, a1, a2 byte) Command {
 	}
 	switch typ {
 	case CmdAddTeam:
-		c.NewSecrets = &Secrets{TeamKeyHashes: map[string]string{"": sc.marker("SECRETFUZZ")}}
+		c.NewSecrets = &Secrets{TeamKeyHashes: map[string]string{s.NextTeamID(): sc.marker("SECRETFUZZ")}}
 	case CmdRotateKeys:
 		ns := &Secrets{FacilitatorKeyHash: sc.marker("SECRETFUZZ"), PresenterKeyHash: sc.marker("SECRETFUZZ"), TeamKeyHashes: map[string]string{}}
 		for _, tm := range s.Teams {
@@ -267,6 +286,12 @@ func (sc *scenario) finish() {
 	}
 	for _, aud := range sc.auds {
 		sc.c.checkView(t, sc.s, aud)
+		if !HasPersonalView(sc.s, aud.Participant) {
+			got, want := mustJSON(t, View(sc.s, aud)), mustJSON(t, View(sc.s, ClassAudience(ClassOf(aud))))
+			if !bytes.Equal(got, want) {
+				t.Fatalf("View for %s: got %s, want its class's %s (HasPersonalView says it has nothing of its own)", audName(aud), got, want)
+			}
+		}
 	}
 	sc.checkInvariants()
 	res := ComputeResults(sc.s)

@@ -2,6 +2,7 @@ package room
 
 import (
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -177,6 +178,14 @@ type Action struct {
 	Text string `json:"text"`
 	Done bool   `json:"done"`
 }
+
+// TeamID is the id of a room's n-th team (n from 1): teams are numbered in
+// the order they were created or added, and ids are never reused.
+func TeamID(n int) string { return "t" + strconv.Itoa(n) }
+
+// NextTeamID is the id the next team added to s will get; the hub derives
+// that team's key from it before add_team is decided.
+func (s *State) NextTeamID() string { return TeamID(len(s.Teams) + 1) }
 
 // Team returns the team with the given id.
 func (s *State) Team(id string) (Team, bool) {

@@ -1,6 +1,9 @@
 package room
 
-import "maps"
+import (
+	"maps"
+	"strings"
+)
 
 // Audience is who a view or an event is cut for. Participant matters only
 // for what belongs to one person: their own pending or anonymous questions
@@ -25,6 +28,74 @@ func (a Audience) isSelf(participant string) bool {
 }
 func (a Audience) isAuthor(q *Question) bool {
 	return q != nil && a.Participant != "" && q.Author == a.Participant
+}
+
+// Audience classes. Every member of a class gets the same view of a state
+// and the same twin of an event, except the participants PersonalIn names
+// for an event (HasPersonalView for a state): those get their own, cut for
+// their own audience. The hub encodes once per class and once per such
+// participant, never once per client.
+const (
+	ClassFacilitator = "facilitator"
+	ClassPublic      = "public" // attendees, presenter screens, anyone without a key
+	classTeamPrefix  = "team:"  // + team id: that team's leads
+)
+
+// ClassOf is the class of aud.
+func ClassOf(aud Audience) string {
+	switch aud.Role {
+	case RoleFacilitator:
+		return ClassFacilitator
+	case RoleTeam:
+		if aud.Team != "" {
+			return classTeamPrefix + aud.Team
+		}
+	}
+	return ClassPublic
+}
+
+// ClassAudience is the audience whose cut every member of class shares
+// (what is not personal to one of them).
+func ClassAudience(class string) Audience {
+	switch {
+	case class == ClassFacilitator:
+		return AudienceOf(FacilitatorActor())
+	case strings.HasPrefix(class, classTeamPrefix) && len(class) > len(classTeamPrefix):
+		team := strings.TrimPrefix(class, classTeamPrefix)
+		return Audience{Role: RoleTeam, Team: team, Participant: teamParticipant(team)}
+	}
+	return Audience{Role: RoleAttendee}
+}
+
+// PersonalIn names the participants whose twin of e may differ from their
+// class's: the author of a question (a pending or anonymous one is shown to
+// its author as such), the voter of a vote, the reporter of a report.
+func PersonalIn(e Event) []string {
+	switch e.Type {
+	case EvQuestionPosted, EvQuestionApproved, EvQuestionRestored:
+		if e.Question != nil && e.Question.Author != "" {
+			return []string{e.Question.Author}
+		}
+	case EvUpvoted, EvUnvoted, EvReported:
+		if e.Participant != "" {
+			return []string{e.Participant}
+		}
+	}
+	return nil
+}
+
+// HasPersonalView reports whether participant's view of s may differ from
+// its class's: it wrote a question, voted or reported.
+func HasPersonalView(s *State, participant string) bool {
+	if participant == "" {
+		return false
+	}
+	for _, q := range s.Questions {
+		if q.Author == participant || q.Voters[participant] || q.Reporters[participant] {
+			return true
+		}
+	}
+	return false
 }
 
 // View returns a copy of s cut down to what aud may see. It never contains
@@ -238,9 +309,9 @@ func VariantKey(e Event, aud Audience) string {
 		case RoleFacilitator:
 			return "facilitator"
 		case RoleTeam:
-			return "team:" + aud.Team
+			return classTeamPrefix + aud.Team
 		}
-		return "public"
+		return ClassPublic
 	case EvDraftSaved, EvSubmitted:
 		if aud.isTeam(e.Team) {
 			return "team"
