@@ -41,6 +41,29 @@ var CloseCodes = []websocket.StatusCode{
 	statusTooSlow, statusTooMany,
 }
 
+// transport is what a Client needs of its connection: a
+// *websocket.Conn in production, an in-memory pipe in tests
+// (transport_test.go), so that fan-out, eviction and shutdown can be
+// tested without kernel socket buffers. It has the library's semantics:
+// Read and Write may run at the same time as each other and as Close or
+// CloseNow; the first Close or CloseNow ends the connection and unblocks
+// both, and a later one does nothing. A read of a message over the read
+// limit fails with an error wrapping websocket.ErrMessageTooBig and the
+// connection is closed with 1009.
+type transport interface {
+	Read(ctx context.Context) (websocket.MessageType, []byte, error)
+	Write(ctx context.Context, typ websocket.MessageType, p []byte) error
+	// Close sends a close frame with code and reason and ends the
+	// connection.
+	Close(code websocket.StatusCode, reason string) error
+	// CloseNow ends the connection without a close frame.
+	CloseNow() error
+	// SetReadLimit bounds one message read, in bytes.
+	SetReadLimit(n int64)
+}
+
+var _ transport = (*websocket.Conn)(nil)
+
 // Client is one WebSocket connection. Its read loop runs on a goroutine
 // of its own once the client has joined (serve), and the HTTP handler
 // returns; its write loop runs on another goroutine only while there is
@@ -49,7 +72,7 @@ var CloseCodes = []websocket.StatusCode{
 // in join, before the client is visible to anyone else.
 type Client struct {
 	h    *Hub
-	conn *websocket.Conn
+	conn transport // an interface, not a pointer: 8 bytes more, the same 320-byte size class
 	ra   *roomActor
 	addr string // the client's address, for per-address limits
 
@@ -164,7 +187,7 @@ func (c *Client) close(code websocket.StatusCode, reason string) {
 func (c *Client) closed() bool { return c.isClosed.Load() }
 
 // writeLoop writes queued frames, joining whatever is queued into one
-// WebSocket message (frames separated by newlines) up to maxFrameBytes
+// WebSocket message (frames separated by newlines) up to maxWriteBatchBytes
 // (writeFrames), and returns when the queue is empty; enqueue starts it
 // again. When the client is closed it flushes what is queued (unless the
 // client is too slow), sends the close frame and returns for good.
@@ -219,16 +242,16 @@ const maxPooledBatch = 64 << 10
 
 // writeFrames writes frames in as few WebSocket messages as it can: a
 // lone frame as it is (the bytes shared by every client, never copied),
-// several joined by newlines until a message reaches maxFrameBytes. Each
+// several joined by newlines until a message reaches maxWriteBatchBytes. Each
 // write is bounded by the deadline timer.
 func (c *Client) writeFrames(frames [][]byte, deadline *time.Timer) error {
 	for len(frames) > 0 {
 		msg, n := frames[0], 1
 		var bp *[]byte
-		if len(frames) > 1 && len(msg) < maxFrameBytes {
+		if len(frames) > 1 && len(msg) < maxWriteBatchBytes {
 			bp = batchBuffers.Get().(*[]byte)
 			buf := append((*bp)[:0], msg...)
-			for ; n < len(frames) && len(buf) < maxFrameBytes; n++ {
+			for ; n < len(frames) && len(buf) < maxWriteBatchBytes; n++ {
 				buf = append(buf, '\n')
 				buf = append(buf, frames[n]...)
 			}
@@ -292,14 +315,10 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 		writeAPIError(w, rateLimitedError("connection attempts from your address", retry))
 		return
 	}
-	h.mu.Lock()
-	if h.draining {
-		h.mu.Unlock()
+	if !h.enter() {
 		writeAPIError(w, room.Errorf(room.EUNAVAILABLE, "server going away"))
 		return
 	}
-	h.conns.Add(1)
-	h.mu.Unlock()
 	defer h.conns.Done()
 
 	conn, err := websocket.Accept(smallBuffers{w}, r, opts)
@@ -307,7 +326,26 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 		h.log.Debug("hub: websocket accept", "err", err)
 		return // Accept has answered the request
 	}
-	conn.SetReadLimit(int64(h.cfg.Limits.MaxFrameBytes))
+	h.serveConn(conn, roomID, addr)
+}
+
+// enter counts a connection handler in conns, for Shutdown to wait on,
+// unless the hub is draining. The caller calls conns.Done when it is done.
+func (h *Hub) enter() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining {
+		return false
+	}
+	h.conns.Add(1)
+	return true
+}
+
+// serveConn runs an accepted connection: it reads the hello, joins the
+// client to its room and hands the connection on to serve. The caller
+// holds a count in conns (enter) until serveConn returns.
+func (h *Hub) serveConn(conn transport, roomID, addr string) {
+	conn.SetReadLimit(int64(h.cfg.Limits.MaxClientMessageBytes))
 	c := &Client{h: h, conn: conn, addr: addr, done: make(chan struct{})}
 	closeNow := c.closeAndWait
 
@@ -396,7 +434,7 @@ func (c *Client) readHello() (hello, websocket.StatusCode, string) {
 	case typ != websocket.MessageText:
 		return hello{}, statusProtocol, "protocol error: text frames only"
 	}
-	m, err := decodeClientMessage(data)
+	m, err := decodeClientMessage(data, c.h.cfg.Limits.MaxClientMessageBytes)
 	switch {
 	case err != nil:
 		return hello{}, statusProtocol, closeReason("protocol error: " + errorMessage(err))
@@ -463,7 +501,7 @@ func (c *Client) handle(typ websocket.MessageType, data []byte) {
 		c.sendError("", room.Errorf(room.EINVALID, "text frames only"))
 		return
 	}
-	m, err := decodeClientMessage(data)
+	m, err := decodeClientMessage(data, c.h.cfg.Limits.MaxClientMessageBytes)
 	if err != nil {
 		c.sendError(m.ID, err)
 		return

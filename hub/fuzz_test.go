@@ -34,14 +34,14 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		m, err := decodeClientMessage(data)
+		m, err := decodeClientMessage(data, defaultClientMessageBytes)
 		if err != nil {
 			if room.ErrorCode(err) != room.EINVALID {
 				t.Fatalf("decode error with code %q: %v", room.ErrorCode(err), err)
 			}
 			return
 		}
-		if len(data) > maxMessageBytes {
+		if len(data) > defaultClientMessageBytes {
 			t.Fatalf("accepted %d bytes", len(data))
 		}
 		if m.Type == "" || len(m.ID) > maxCommandIDLen {
@@ -59,9 +59,9 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m2, err := decodeClientMessage(b2)
+		m2, err := decodeClientMessage(b2, defaultClientMessageBytes)
 		if err != nil {
-			if len(b2) > maxMessageBytes {
+			if len(b2) > defaultClientMessageBytes {
 				return // escaping grew it past the limit
 			}
 			t.Fatalf("re-decode of %s: %v", b2, err)

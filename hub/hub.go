@@ -13,7 +13,7 @@ import (
 
 // Limits and periods. The send queue bounds how far a client may fall behind
 // before it is closed as too slow; the read timeout must exceed the client's
-// ping period (PROTOCOL.md: clients ping every 25 s).
+// ping period (PROTOCOL.md, "Keepalive": clients ping at least every 25 s).
 const (
 	defaultSendQueue     = 512              // messages queued per client
 	defaultWriteTimeout  = 10 * time.Second // one frame write
@@ -26,13 +26,16 @@ const (
 	defaultSnapshotEvery = 100              // events between stored snapshots
 	commandQueue         = 4096             // commands waiting for a room actor
 	maxBatch             = 512              // commands decided and committed together
-	maxFrameBytes        = 1 << 20          // a write batch stops growing past this
+	maxWriteBatchBytes   = 1 << 20          // bytes: a write batch stops growing past this (client messages: Limits.MaxClientMessageBytes)
 	recentEvents         = 1024             // events kept in memory for resumes
 	maxResumeGap         = 2000             // a resume further behind than this gets a snapshot
 	storeTimeout         = 5 * time.Second  // one store call from a room actor
 	maxAppendAttempts    = 12               // conflicts retried before giving up
 	appendBackoff        = time.Millisecond // times the attempt: the bound of the random pause after a conflict
 	maxPresenceNames     = 1000             // names sent to the facilitator
+	publishQueue         = 1024             // heartbeats and presence waiting for the bus; past it they are dropped (the next beat repeats them)
+	publishTimeout       = 2 * time.Second  // one heartbeat or presence publish; shorter than the 3 s presence republish
+	rememberedResults    = 1000             // ack results (fresh keys) a room actor keeps for retries, newest first
 	maxPersonalCache     = 1 << 20          // bytes of attendees' own snapshot views a room keeps at its head
 )
 
@@ -134,7 +137,7 @@ func New(cfg Config) (*Hub, error) {
 		cfg: cfg, store: cfg.Store, bus: cfg.Bus, log: cfg.Logger, m: cfg.Metrics,
 		ctx: ctx, cancel: cancel,
 		rooms:    map[string]*roomActor{},
-		publishQ: make(chan Message, 1024),
+		publishQ: make(chan Message, publishQueue),
 		pubDone:  make(chan struct{}),
 
 		addrCommands:   newAddrLimiters(cfg.Limits.AddrCommands),
@@ -151,9 +154,6 @@ func New(cfg Config) (*Hub, error) {
 	go h.publishLoop()
 	return h, nil
 }
-
-// Store returns the hub's store.
-func (h *Hub) Store() Store { return h.store }
 
 // Draining reports whether Shutdown has begun.
 func (h *Hub) Draining() bool {
@@ -188,7 +188,7 @@ func (h *Hub) publishLoop() {
 		case <-h.ctx.Done():
 			return
 		case m := <-h.publishQ:
-			ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+			ctx, cancel := context.WithTimeout(h.ctx, publishTimeout)
 			if err := h.bus.Publish(ctx, m); err != nil && h.ctx.Err() == nil {
 				h.m.busErrors.Inc()
 				h.log.Debug("hub: publish", "room", m.Room, "err", err)

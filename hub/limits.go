@@ -48,8 +48,13 @@ type Limits struct {
 	// CPU on messages that are refused anyway.
 	RefusalPause time.Duration
 
+	// MaxClientMessageBytes bounds one WebSocket message from a client,
+	// in bytes (64 KiB): the connection's read limit, which closes the
+	// connection with 1009 when a message is larger, and the decoder's.
+	// What the server writes is batched up to maxWriteBatchBytes instead.
+	MaxClientMessageBytes int
+
 	// Sizes.
-	MaxFrameBytes       int // one client WebSocket message (64 KiB)
 	MaxConnsPerRoom     int // connections to one room on this instance (20,000)
 	MaxQuestionsPerRoom int // questions in one room (10,000, the domain's ceiling)
 	MaxTeamsPerRoom     int // teams in one room (30, the domain's ceiling)
@@ -63,24 +68,24 @@ type Rate struct {
 
 // DefaultLimits are the limits used for zero fields.
 var DefaultLimits = Limits{
-	Commands:            Rate{100 * time.Millisecond, 30},
-	Questions:           Rate{10 * time.Second, 3},
-	Votes:               Rate{200 * time.Millisecond, 20},
-	Hands:               Rate{2 * time.Second, 4},
-	Pings:               Rate{time.Second, 30},
-	Resumes:             Rate{2 * time.Second, 10},
-	AddrCommands:        Rate{time.Millisecond, 5000},
-	AddrConnects:        Rate{5 * time.Millisecond, 5000},
-	AddrIdentities:      Rate{20 * time.Millisecond, 5000},
-	AddrRooms:           Rate{3 * time.Minute, 20},
-	AddrLookups:         Rate{time.Second, 30},
-	AddrPings:           Rate{time.Millisecond, 5000},
-	AddrResumes:         Rate{5 * time.Millisecond, 2000},
-	RefusalPause:        100 * time.Millisecond,
-	MaxFrameBytes:       maxMessageBytes,
-	MaxConnsPerRoom:     20000,
-	MaxQuestionsPerRoom: room.MaxQuestions,
-	MaxTeamsPerRoom:     room.MaxTeams,
+	Commands:              Rate{100 * time.Millisecond, 30},
+	Questions:             Rate{10 * time.Second, 3},
+	Votes:                 Rate{200 * time.Millisecond, 20},
+	Hands:                 Rate{2 * time.Second, 4},
+	Pings:                 Rate{time.Second, 30},
+	Resumes:               Rate{2 * time.Second, 10},
+	AddrCommands:          Rate{time.Millisecond, 5000},
+	AddrConnects:          Rate{5 * time.Millisecond, 5000},
+	AddrIdentities:        Rate{20 * time.Millisecond, 5000},
+	AddrRooms:             Rate{3 * time.Minute, 20},
+	AddrLookups:           Rate{time.Second, 30},
+	AddrPings:             Rate{time.Millisecond, 5000},
+	AddrResumes:           Rate{5 * time.Millisecond, 2000},
+	RefusalPause:          100 * time.Millisecond,
+	MaxClientMessageBytes: defaultClientMessageBytes,
+	MaxConnsPerRoom:       20000,
+	MaxQuestionsPerRoom:   room.MaxQuestions,
+	MaxTeamsPerRoom:       room.MaxTeams,
 }
 
 func (l *Limits) setDefaults() {
@@ -101,8 +106,8 @@ func (l *Limits) setDefaults() {
 	if l.RefusalPause <= 0 {
 		l.RefusalPause = d.RefusalPause
 	}
-	if l.MaxFrameBytes <= 0 {
-		l.MaxFrameBytes = d.MaxFrameBytes
+	if l.MaxClientMessageBytes <= 0 {
+		l.MaxClientMessageBytes = d.MaxClientMessageBytes
 	}
 	if l.MaxConnsPerRoom <= 0 {
 		l.MaxConnsPerRoom = d.MaxConnsPerRoom

@@ -210,7 +210,7 @@ func TestRateLimitsPerAddress(t *testing.T) {
 func TestSizeLimits(t *testing.T) {
 	checkNoLeaks(t)
 	t.Run("frame size", func(t *testing.T) {
-		srv, rm, _, ctx := limitedRoom(t, func(l *hub.Limits) { l.MaxFrameBytes = 1024 })
+		srv, rm, _, ctx := limitedRoom(t, func(l *hub.Limits) { l.MaxClientMessageBytes = 1024 })
 		att := dial(t, ctx, srv.wsURL(rm.ID), map[string]any{"name": "Big"})
 		_ = att.SendBytes(ctx, []byte(`{"type":"ask","id":"x","text":"`+strings.Repeat("x", 2000)+`"}`))
 		_ = att.WaitClosed(ctx)

@@ -42,8 +42,8 @@ var (
 
 // Limits of client messages.
 const (
-	maxMessageBytes = 64 << 10 // one client frame; larger closes with 1009
-	maxCommandIDLen = 64
+	defaultClientMessageBytes = 64 << 10 // bytes: the default of Limits.MaxClientMessageBytes
+	maxCommandIDLen           = 64
 )
 
 // clientMessage is any message a client sends: hello, resume, ping or a
@@ -86,13 +86,15 @@ func (m clientMessage) fields() []string {
 	return out
 }
 
-// decodeClientMessage parses one client frame. Errors are *room.Error with
-// code invalid and a message fit for the client: it names the field in
-// the protocol's words and says what was wanted.
-func decodeClientMessage(data []byte) (clientMessage, error) {
+// decodeClientMessage parses one client frame of at most limit bytes
+// (Limits.MaxClientMessageBytes; the connection's read limit refuses a
+// larger one first). Errors are *room.Error with code invalid and a
+// message fit for the client: it names the field in the protocol's words
+// and says what was wanted.
+func decodeClientMessage(data []byte, limit int) (clientMessage, error) {
 	var m clientMessage
-	if len(data) > maxMessageBytes {
-		return m, room.Errorf(room.EINVALID, "message over %d bytes", maxMessageBytes)
+	if len(data) > limit {
+		return m, room.Errorf(room.EINVALID, "message over %d bytes", limit)
 	}
 	if !utf8.Valid(data) {
 		return m, room.Errorf(room.EINVALID, "message is not valid UTF-8")
