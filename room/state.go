@@ -1,7 +1,6 @@
 package room
 
 import (
-	"sort"
 	"strconv"
 	"time"
 )
@@ -78,15 +77,15 @@ type State struct {
 
 	// Removed lists participant ids the facilitator removed; they may not
 	// come back.
-	Removed map[string]bool `json:"removed"`
+	Removed map[string]bool `json:"removed,omitempty"`
 
 	Secrets Secrets `json:"secrets"`
 
 	// Done maps the idempotency keys of recent commands to the sequence of
 	// their last event, so a retried command is answered, not applied
 	// again. DoneOrder bounds it: the oldest keys are forgotten first.
-	Done      map[string]uint64 `json:"done"`
-	DoneOrder []string          `json:"doneOrder"`
+	Done      map[string]uint64 `json:"done,omitempty"`
+	DoneOrder []string          `json:"doneOrder,omitempty"`
 }
 
 // MaxRememberedCommands is how many command keys a room remembers for
@@ -103,13 +102,15 @@ func (s *State) Applied(key string) (uint64, bool) {
 
 // Secrets are the room's credentials as SHA-256 hashes. They never leave
 // the server: views drop them and Redact strips them from events.
+// Every field but Generation is left out of JSON when empty: a View
+// empties them, so a client sees {"generation":N} and nothing else.
 type Secrets struct {
-	FacilitatorKeyHash string            `json:"facilitatorKeyHash"`
-	PresenterKeyHash   string            `json:"presenterKeyHash"`
-	TeamKeyHashes      map[string]string `json:"teamKeyHashes"`
+	FacilitatorKeyHash string            `json:"facilitatorKeyHash,omitempty"`
+	PresenterKeyHash   string            `json:"presenterKeyHash,omitempty"`
+	TeamKeyHashes      map[string]string `json:"teamKeyHashes,omitempty"`
 	// ParticipantSecret signs attendee identities, so any instance can check
 	// an attendee's token without a lookup.
-	ParticipantSecret string `json:"participantSecret"`
+	ParticipantSecret string `json:"participantSecret,omitempty"`
 	// Generation counts key rotations; connections made with an older
 	// generation are closed.
 	Generation int `json:"generation"`
@@ -238,19 +239,6 @@ func (s *State) Missing() map[string][]string {
 			}
 		}
 	}
-	return out
-}
-
-// SortedQuestions returns the questions ordered by votes (most first), then
-// by posting time (oldest first).
-func SortedQuestions(qs []*Question) []*Question {
-	out := append([]*Question(nil), qs...)
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Votes != out[j].Votes {
-			return out[i].Votes > out[j].Votes
-		}
-		return out[i].At.Before(out[j].At)
-	})
 	return out
 }
 
