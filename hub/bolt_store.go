@@ -63,7 +63,7 @@ type BoltStoreConfig struct {
 	// Bus receives every committed event (nil: none does).
 	Bus *LocalBus
 	// ClosedRoomTTL is how long a closed room's join code keeps resolving
-	// after its closed event (30 days, as RedisStoreConfig's). Unlike on
+	// after its closed event (DefaultClosedRoomTTL, as on Redis). Unlike on
 	// Redis the room itself is not deleted: its links keep working and the
 	// data stays in the file until an operator removes it. The expired
 	// code stays taken, so it can never lead to another room.
@@ -87,7 +87,7 @@ func OpenBoltStore(dir string, bus *LocalBus) (*BoltStore, error) {
 // OpenBoltStoreWithConfig opens (or creates) the store cfg describes.
 func OpenBoltStoreWithConfig(cfg BoltStoreConfig) (*BoltStore, error) {
 	if cfg.ClosedRoomTTL <= 0 {
-		cfg.ClosedRoomTTL = defaultClosedRoomTTL
+		cfg.ClosedRoomTTL = DefaultClosedRoomTTL
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

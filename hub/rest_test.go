@@ -15,6 +15,7 @@ import (
 
 	"github.com/leveling/workshop/hub"
 	"github.com/leveling/workshop/hub/hubtest"
+	"github.com/leveling/workshop/hub/redis"
 	"github.com/leveling/workshop/room"
 	bolt "go.etcd.io/bbolt"
 )
@@ -236,7 +237,7 @@ func TestCreateRoomBudgetConcurrent(t *testing.T) {
 func TestReadyzHidesReason(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	r := hubtest.StartRedis(t)
-	client, err := hub.NewRedisClient(r.URL())
+	client, err := redis.NewClient(r.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +246,7 @@ func TestReadyzHidesReason(t *testing.T) {
 	srv := startServerHTTP(t, t.TempDir(), "", func(c *hub.HTTPConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}, func(c *hub.Config) {
-		c.Store = hub.NewRedisStore(client, hub.RedisStoreConfig{KeyPrefix: "readyz:"})
+		c.Store = redis.NewStore(client, redis.StoreConfig{KeyPrefix: "readyz:"})
 	})
 	ready := func() httpAnswer {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/readyz", nil)

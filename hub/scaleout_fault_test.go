@@ -12,6 +12,7 @@ import (
 
 	"github.com/leveling/workshop/hub"
 	"github.com/leveling/workshop/hub/hubtest"
+	"github.com/leveling/workshop/hub/redis"
 	"github.com/leveling/workshop/room"
 )
 
@@ -239,7 +240,7 @@ func TestScaleOutDroppedMessage(t *testing.T) {
 	var armed, dropped atomic.Int32
 	prefix := scalePrefix(t)
 	a := startNode(t, r, prefix, "a", nodeOptions{})
-	b := startNode(t, r, prefix, "b", nodeOptions{bus: func(c *hub.RedisBusConfig) {
+	b := startNode(t, r, prefix, "b", nodeOptions{bus: func(c *redis.BusConfig) {
 		c.DropHook = func(m hub.Message) bool {
 			if len(m.Events) > 0 && armed.CompareAndSwap(1, 0) {
 				dropped.Add(1)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/leveling/workshop/hub"
 	"github.com/leveling/workshop/hub/hubtest"
+	"github.com/leveling/workshop/hub/redis"
 )
 
 // TestScaleOutUnknownReference: a client on instance b upvotes a question
@@ -20,7 +21,7 @@ func TestScaleOutUnknownReference(t *testing.T) {
 	prefix := scalePrefix(t)
 	quiet := func(c *hub.Config) { c.Heartbeat = time.Hour }
 	a := startNode(t, r, prefix, "a", nodeOptions{hub: quiet})
-	b := startNode(t, r, prefix, "b", nodeOptions{hub: quiet, bus: func(c *hub.RedisBusConfig) {
+	b := startNode(t, r, prefix, "b", nodeOptions{hub: quiet, bus: func(c *redis.BusConfig) {
 		c.DropHook = func(m hub.Message) bool { return len(m.Events) > 0 && armed.CompareAndSwap(true, false) }
 	}})
 	rm := createRoom(t, a.URL, map[string]any{"title": "Lag", "teams": []string{"A"}})

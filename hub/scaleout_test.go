@@ -19,10 +19,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/leveling/workshop/hub"
 	"github.com/leveling/workshop/hub/hubtest"
+	"github.com/leveling/workshop/hub/redis"
 	"github.com/leveling/workshop/room"
 )
 
@@ -33,16 +34,16 @@ type redisNode struct {
 	URL    string
 	hub    *hub.Hub
 	srv    *httptest.Server
-	client redis.UniversalClient
-	store  *hub.RedisStore
-	bus    *hub.RedisBus
+	client goredis.UniversalClient
+	store  *redis.Store
+	bus    *redis.Bus
 	reg    *prometheus.Registry // the hub's metrics
 	stop   sync.Once
 }
 
 // nodeOptions tweak one instance: its bus (DropHook) and its hub.
 type nodeOptions struct {
-	bus func(*hub.RedisBusConfig)
+	bus func(*redis.BusConfig)
 	hub func(*hub.Config)
 }
 
@@ -57,16 +58,16 @@ func scalePrefix(t *testing.T) string {
 // test ends.
 func startNode(t *testing.T, r *hubtest.Redis, prefix, name string, opts nodeOptions) *redisNode {
 	t.Helper()
-	client, err := hub.NewRedisClient(r.URL())
+	client, err := redis.NewClient(r.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := hub.NewRedisStore(client, hub.RedisStoreConfig{KeyPrefix: prefix})
-	bcfg := hub.RedisBusConfig{KeyPrefix: prefix, Instance: name, Logger: testLogger()}
+	store := redis.NewStore(client, redis.StoreConfig{KeyPrefix: prefix})
+	bcfg := redis.BusConfig{KeyPrefix: prefix, Instance: name, Logger: testLogger()}
 	if opts.bus != nil {
 		opts.bus(&bcfg)
 	}
-	bus := hub.NewRedisBus(client, bcfg)
+	bus := redis.NewBus(client, bcfg)
 	reg := prometheus.NewRegistry()
 	cfg := hub.Config{Store: store, Bus: bus, Logger: testLogger(), Instance: name, Metrics: hub.NewMetrics(reg)}
 	if opts.hub != nil {

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/leveling/workshop/room"
 )
@@ -22,6 +23,11 @@ var (
 	// ErrUnavailable wraps a failure to reach the store (Redis down).
 	ErrUnavailable = errors.New("store: unavailable")
 )
+
+// DefaultClosedRoomTTL is how long a store keeps a closed room's join code
+// resolving after its closed event, unless configured otherwise. Both
+// stores honour it (WORKSHOP_CLOSED_ROOM_TTL).
+const DefaultClosedRoomTTL = 30 * 24 * time.Hour
 
 // Store is a room's durable, ordered event log with snapshots. Every method
 // is safe for concurrent use.

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/url"
 
-	"github.com/leveling/workshop/hub"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leveling/workshop/hub"
+	"github.com/leveling/workshop/hub/redis"
 )
 
 // openBackend opens the store and bus: bbolt and an in-process bus by
@@ -30,18 +32,18 @@ func openBackend(ctx context.Context, cfg config, log *slog.Logger, reg promethe
 // It does not wait for Redis: an instance started before Redis is up
 // answers "unavailable" and /readyz fails until it is reachable.
 func openRedis(ctx context.Context, cfg config, log *slog.Logger, reg prometheus.Registerer) (hub.Store, hub.Bus, error) {
-	client, err := hub.NewRedisClient(cfg.redisURL)
+	client, err := redis.NewClient(cfg.redisURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis url: %w", err)
 	}
 	if err := client.Ping(ctx).Err(); err != nil {
 		log.Warn("redis not reachable yet; will retry", "err", err)
 	}
-	store := hub.NewRedisStore(client, hub.RedisStoreConfig{ClosedRoomTTL: cfg.closedRoomTTL})
-	bus := hub.NewRedisBus(client, hub.RedisBusConfig{Instance: cfg.instance, Logger: log})
+	store := redis.NewStore(client, redis.StoreConfig{ClosedRoomTTL: cfg.closedRoomTTL})
+	bus := redis.NewBus(client, redis.BusConfig{Instance: cfg.instance, Logger: log})
 	// Reconnects, resubscriptions and stalled subscriptions show nowhere
 	// else: the hub's own metrics only see their consequences.
-	reg.MustRegister(hub.NewRedisCollector(bus, client))
+	reg.MustRegister(redis.NewCollector(bus, client))
 	log.Info("redis store and bus", "addr", redactURL(cfg.redisURL))
 	return store, &closingBus{Bus: bus, close: client.Close}, nil
 }

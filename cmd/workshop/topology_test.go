@@ -35,8 +35,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/leveling/workshop/hub"
 	"github.com/leveling/workshop/hub/hubtest"
+	"github.com/leveling/workshop/hub/redis"
 	"github.com/leveling/workshop/room"
 )
 
@@ -449,12 +449,12 @@ func (p projection) equal(q projection) bool {
 // store code.
 func readLog(t *testing.T, ctx context.Context, redisURL, roomID string) []room.Event {
 	t.Helper()
-	client, err := hub.NewRedisClient(redisURL)
+	client, err := redis.NewClient(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	store := hub.NewRedisStore(client, hub.RedisStoreConfig{})
+	store := redis.NewStore(client, redis.StoreConfig{})
 	defer store.Close()
 	log, err := store.Since(ctx, roomID, 0)
 	if err != nil {

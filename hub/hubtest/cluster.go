@@ -87,7 +87,7 @@ func (c *RedisCluster) Addrs() []string {
 }
 
 // URL is the cluster as a comma-separated address list,
-// redis://host1:port1,host2:port2,host3:port3 (the form hub.NewRedisClient
+// redis://host1:port1,host2:port2,host3:port3 (the form redis.NewClient
 // takes for a Cluster).
 func (c *RedisCluster) URL() string { return "redis://" + strings.Join(c.Addrs(), ",") }
 

@@ -1,12 +1,12 @@
-package hub
+package redis
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
-// RedisCollector exposes the Redis side of an instance to Prometheus: the
-// RedisBus's counters (messages, resubscriptions, failed probes, receive
+// Collector exposes the Redis side of an instance to Prometheus: the
+// Bus's counters (messages, resubscriptions, failed probes, receive
 // errors) and the go-redis connection pool's. It reads them when scraped,
 // so the bus's receive loop and the pool pay nothing for it: both already
 // count with atomics.
@@ -15,23 +15,23 @@ import (
 // unavailable commands); with them an operator sees reconnects
 // (resubscribes, receive errors, pool misses) and a subscription that
 // stalls silently (probe failures).
-type RedisCollector struct {
-	bus    *RedisBus
-	client redis.UniversalClient
+type Collector struct {
+	bus    *Bus
+	client goredis.UniversalClient
 
 	busMessages, busResubscribes, busProbeFailures, busReceiveErrors, busDecodeErrors *prometheus.Desc
 	poolConns, poolHits, poolMisses, poolTimeouts, poolStale, poolUnusable            *prometheus.Desc
 }
 
-var _ prometheus.Collector = (*RedisCollector)(nil)
+var _ prometheus.Collector = (*Collector)(nil)
 
-// NewRedisCollector collects bus's and client's statistics; either may be
+// NewCollector collects bus's and client's statistics; either may be
 // nil (its metrics are then left out).
-func NewRedisCollector(bus *RedisBus, client redis.UniversalClient) *RedisCollector {
+func NewCollector(bus *Bus, client goredis.UniversalClient) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	return &RedisCollector{
+	return &Collector{
 		bus: bus, client: client,
 		busMessages:      d("workshop_redis_bus_messages_total", "Messages received on the Redis bus and handed to a room's subscribers."),
 		busResubscribes:  d("workshop_redis_bus_resubscribes_total", "Room channels subscribed again after a reconnect or a stalled probe; each resyncs the room from the store."),
@@ -48,7 +48,7 @@ func NewRedisCollector(bus *RedisBus, client redis.UniversalClient) *RedisCollec
 }
 
 // Describe sends every metric's description.
-func (c *RedisCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.busMessages, c.busResubscribes, c.busProbeFailures, c.busReceiveErrors, c.busDecodeErrors,
 		c.poolConns, c.poolHits, c.poolMisses, c.poolTimeouts, c.poolStale, c.poolUnusable,
@@ -59,7 +59,7 @@ func (c *RedisCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads the current counters. It may run on any goroutine (the
 // scrape's); Stats and PoolStats are safe for that.
-func (c *RedisCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}

@@ -1,4 +1,4 @@
-package hub
+package redis
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/leveling/workshop/hub"
 )
 
 // Periods of the Redis bus. ProbeTimeout must exceed ProbeInterval (3 × by
@@ -21,17 +23,17 @@ import (
 const (
 	defaultProbeInterval = 2 * time.Second       // a probe is published this often
 	probeTimeoutFactor   = 3                     // default ProbeTimeout = 3 × ProbeInterval
-	busCommandTimeout    = redisIOTimeout        // one SUBSCRIBE, UNSUBSCRIBE or probe PUBLISH
+	busCommandTimeout    = ioTimeout             // one SUBSCRIBE, UNSUBSCRIBE or probe PUBLISH
 	busMinBackoff        = 50 * time.Millisecond // first wait after a receive error, doubled up to busMaxBackoff
 	busMaxBackoff        = time.Second           // longest wait between reconnect attempts
 	busErrorLogEvery     = 30 * time.Second      // a streak of receive errors is logged this often at most
 )
 
-// RedisBusConfig configures a RedisBus. The zero value of each field means
+// BusConfig configures a Bus. The zero value of each field means
 // the default in its comment.
-type RedisBusConfig struct {
+type BusConfig struct {
 	// KeyPrefix goes before every channel name (""); it must equal the
-	// paired RedisStore's, whose scripts publish on the same channels.
+	// paired Store's, whose scripts publish on the same channels.
 	KeyPrefix string
 	// Instance names this instance: its probe channel is
 	// <KeyPrefix>probe:<Instance> (a random id).
@@ -52,11 +54,11 @@ type RedisBusConfig struct {
 	// the bus drops it as if Redis had lost it: no Handle and, on purpose,
 	// no Resync, so a test can check that the hub notices the gap from the
 	// next event or heartbeat. nil drops nothing.
-	DropHook func(m Message) bool
+	DropHook func(m hub.Message) bool
 }
 
-// RedisBusStats counts what the bus has seen since it started.
-type RedisBusStats struct {
+// BusStats counts what the bus has seen since it started.
+type BusStats struct {
 	Messages      int64 // messages delivered to a room's subscribers
 	Resubscribes  int64 // a room's channel subscribed again after a reconnect or stall: one Resync per subscriber
 	ProbeFailures int64 // probes that did not come back in time: the connection was replaced
@@ -65,7 +67,7 @@ type RedisBusStats struct {
 	Dropped       int64 // messages DropHook dropped
 }
 
-// RedisBus is the Bus on Redis pub/sub. It keeps one PubSub connection per
+// Bus is the Bus on Redis pub/sub. It keeps one PubSub connection per
 // instance (on Cluster, one per room with local subscribers, because a
 // sharded subscription lives on the node that owns the room's slot) with
 // one subscription per room that has local subscribers, however many they
@@ -84,10 +86,10 @@ type RedisBusStats struct {
 // Goroutines: per connection, run owns the PubSub (subscribe commands,
 // probes, replacement) and receiveLoop reads it and calls Handle and Resync,
 // which therefore must not block. Close stops them all.
-type RedisBus struct {
-	client  redis.UniversalClient
-	cfg     RedisBusConfig
-	keys    redisKeys
+type Bus struct {
+	client  goredis.UniversalClient
+	cfg     BusConfig
+	keys    layout
 	cluster bool
 	log     *slog.Logger
 
@@ -103,14 +105,14 @@ type RedisBus struct {
 	}
 }
 
-var _ Bus = (*RedisBus)(nil)
+var _ hub.Bus = (*Bus)(nil)
 
-// errRedisBusClosed answers Subscribe and Publish after Close.
-var errRedisBusClosed = errors.New("redis bus: closed")
+// errBusClosed answers Subscribe and Publish after Close.
+var errBusClosed = errors.New("redis bus: closed")
 
-// NewRedisBus returns a bus on client. The client stays the caller's: Close
+// NewBus returns a bus on client. The client stays the caller's: Close
 // does not close it, so a bus and a store may share one.
-func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
+func NewBus(client goredis.UniversalClient, cfg BusConfig) *Bus {
 	if cfg.Instance == "" {
 		cfg.Instance = randomHex(8)
 	}
@@ -126,9 +128,9 @@ func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	_, cluster := client.(*redis.ClusterClient)
-	return &RedisBus{
-		client: client, cfg: cfg, keys: redisKeys{cfg.KeyPrefix}, cluster: cluster,
+	_, cluster := client.(*goredis.ClusterClient)
+	return &Bus{
+		client: client, cfg: cfg, keys: layout{cfg.KeyPrefix}, cluster: cluster,
 		log:   cfg.Logger.With("component", "redis bus", "instance", cfg.Instance),
 		stop:  make(chan struct{}),
 		conns: map[string]*busConn{},
@@ -139,7 +141,7 @@ func NewRedisBus(client redis.UniversalClient, cfg RedisBusConfig) *RedisBus {
 // confirmed the room's subscription (at once when the room already has one).
 // On ctx's end it gives up, leaving nothing registered. sub may be called
 // (on the receive goroutine) before Subscribe returns.
-func (b *RedisBus) Subscribe(ctx context.Context, roomID string, sub Subscriber) (func(), error) {
+func (b *Bus) Subscribe(ctx context.Context, roomID string, sub hub.Subscriber) (func(), error) {
 	if roomID == "" || sub == nil {
 		return nil, errors.New("redis bus: subscribe: a room id and a subscriber are required")
 	}
@@ -148,7 +150,7 @@ func (b *RedisBus) Subscribe(ctx context.Context, roomID string, sub Subscriber)
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, fmt.Errorf("redis bus: subscribe %s: %w", roomID, errRedisBusClosed)
+		return nil, fmt.Errorf("redis bus: subscribe %s: %w", roomID, errBusClosed)
 	}
 	c := b.connFor(roomID)
 	r := c.rooms[ch]
@@ -170,18 +172,18 @@ func (b *RedisBus) Subscribe(ctx context.Context, roomID string, sub Subscriber)
 		unsubscribe()
 		err := ctx.Err()
 		if errors.Is(err, context.DeadlineExceeded) {
-			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			err = fmt.Errorf("%w: %w", hub.ErrUnavailable, err)
 		}
 		return nil, fmt.Errorf("redis bus: subscribe %s: not confirmed: %w", roomID, err)
 	case <-b.stop:
 		unsubscribe()
-		return nil, fmt.Errorf("redis bus: subscribe %s: %w", roomID, errRedisBusClosed)
+		return nil, fmt.Errorf("redis bus: subscribe %s: %w", roomID, errBusClosed)
 	}
 }
 
 // unsubscribe removes one subscriber; the room's subscription goes when its
 // last local subscriber does. It never waits for Redis.
-func (b *RedisBus) unsubscribe(c *busConn, ch string, bs *busSub) {
+func (b *Bus) unsubscribe(c *busConn, ch string, bs *busSub) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := c.rooms[ch]
@@ -208,7 +210,7 @@ func (b *RedisBus) unsubscribe(c *busConn, ch string, bs *busSub) {
 // Publish sends a heartbeat or presence message on the room's channel.
 // While Redis is down it fails after the client's timeouts (seconds): never
 // call it from a read loop.
-func (b *RedisBus) Publish(ctx context.Context, m Message) error {
+func (b *Bus) Publish(ctx context.Context, m hub.Message) error {
 	if m.Room == "" {
 		return errors.New("redis bus: publish: no room")
 	}
@@ -216,19 +218,19 @@ func (b *RedisBus) Publish(ctx context.Context, m Message) error {
 	closed := b.closed
 	b.mu.Unlock()
 	if closed {
-		return fmt.Errorf("redis bus: publish %s: %w", m.Room, errRedisBusClosed)
+		return fmt.Errorf("redis bus: publish %s: %w", m.Room, errBusClosed)
 	}
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("redis bus: publish %s: %w", m.Room, err)
 	}
 	if err := b.publish(ctx, b.keys.channel(m.Room), payload); err != nil {
-		return fmt.Errorf("redis bus: publish %s: %w: %w", m.Room, ErrUnavailable, err)
+		return fmt.Errorf("redis bus: publish %s: %w: %w", m.Room, hub.ErrUnavailable, err)
 	}
 	return nil
 }
 
-func (b *RedisBus) publish(ctx context.Context, ch string, payload any) error {
+func (b *Bus) publish(ctx context.Context, ch string, payload any) error {
 	if b.cluster {
 		return b.client.SPublish(ctx, ch, payload).Err()
 	}
@@ -236,8 +238,8 @@ func (b *RedisBus) publish(ctx context.Context, ch string, payload any) error {
 }
 
 // Stats returns the bus's counters.
-func (b *RedisBus) Stats() RedisBusStats {
-	return RedisBusStats{
+func (b *Bus) Stats() BusStats {
+	return BusStats{
 		Messages:      b.stats.messages.Load(),
 		Resubscribes:  b.stats.resubscribes.Load(),
 		ProbeFailures: b.stats.probeFailures.Load(),
@@ -250,7 +252,7 @@ func (b *RedisBus) Stats() RedisBusStats {
 // Close stops every goroutine of the bus and closes its connections; it
 // returns once they are gone. Waiting Subscribe calls fail. It is
 // idempotent and does not close the client.
-func (b *RedisBus) Close() error {
+func (b *Bus) Close() error {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
@@ -263,7 +265,7 @@ func (b *RedisBus) Close() error {
 
 // connFor returns the connection that carries the room, starting it if
 // needed. b.mu must be held.
-func (b *RedisBus) connFor(roomID string) *busConn {
+func (b *Bus) connFor(roomID string) *busConn {
 	shard, probe := "", b.keys.probe(b.cfg.Instance)
 	if b.cluster {
 		// The probe channel shares the room's hash tag, so it lives on the
@@ -287,9 +289,9 @@ func (b *RedisBus) connFor(roomID string) *busConn {
 }
 
 // busSub is one Subscribe call; its pointer identifies it for unsubscribe.
-type busSub struct{ sub Subscriber }
+type busSub struct{ sub hub.Subscriber }
 
-// busRoom is a room's subscription on a connection. Guarded by RedisBus.mu;
+// busRoom is a room's subscription on a connection. Guarded by Bus.mu;
 // subs is replaced, never changed in place, so receiveLoop may use a copy
 // of the slice header without the lock.
 type busRoom struct {
@@ -306,16 +308,16 @@ type busOp struct {
 }
 
 // busConn is one PubSub connection and the rooms subscribed on it. run owns
-// the PubSub; the fields under "guarded by RedisBus.mu" are shared with
+// the PubSub; the fields under "guarded by Bus.mu" are shared with
 // Subscribe, unsubscribe and receiveLoop.
 type busConn struct {
-	b       *RedisBus
+	b       *Bus
 	shard   string
 	probeCh string
 	done    chan struct{} // closed when the connection is retired (Cluster)
 	wake    chan struct{} // cap 1: ops were queued, or a replacement is needed
 
-	// guarded by RedisBus.mu:
+	// guarded by Bus.mu:
 	rooms map[string]*busRoom // by channel
 	ops   []busOp             // in the order they must reach Redis
 	// unsubPending counts our UNSUBSCRIBEs per channel whose confirmation
@@ -403,7 +405,7 @@ type receiver struct {
 // connection, and starts its receiveLoop. Queued ops are subsumed by it.
 // Rooms that were already confirmed get a Resync when Redis confirms them
 // on the new PubSub.
-func (c *busConn) open() (*redis.PubSub, receiver) {
+func (c *busConn) open() (*goredis.PubSub, receiver) {
 	b := c.b
 	b.mu.Lock()
 	channels := []string{c.probeCh}
@@ -427,7 +429,7 @@ func (c *busConn) open() (*redis.PubSub, receiver) {
 
 	c.lastProbe.Store(time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), busCommandTimeout)
-	var ps *redis.PubSub
+	var ps *goredis.PubSub
 	// A failed SUBSCRIBE (Redis down) is not final: go-redis keeps the
 	// channels and subscribes them when receiveLoop reconnects.
 	if b.cluster {
@@ -444,7 +446,7 @@ func (c *busConn) open() (*redis.PubSub, receiver) {
 
 // shut closes a PubSub and waits for its receiveLoop, so that two loops
 // never deliver for one connection at once.
-func (c *busConn) shut(ps *redis.PubSub, rc receiver) {
+func (c *busConn) shut(ps *goredis.PubSub, rc receiver) {
 	close(rc.quit)
 	_ = ps.Close()
 	<-rc.done
@@ -452,7 +454,7 @@ func (c *busConn) shut(ps *redis.PubSub, rc receiver) {
 
 // sendOps sends the queued subscription changes, runs of one kind in one
 // command.
-func (c *busConn) sendOps(ps *redis.PubSub) {
+func (c *busConn) sendOps(ps *goredis.PubSub) {
 	b := c.b
 	b.mu.Lock()
 	ops := c.ops
@@ -514,7 +516,7 @@ func (c *busConn) sendProbe() {
 // channel that drops messages silently when full, and hides confirmations;
 // ChannelWithSubscriptions shows them but keeps the rest. Receive gives
 // the confirmations, the errors and the exit to this loop.)
-func (c *busConn) receiveLoop(ps *redis.PubSub, rc receiver) {
+func (c *busConn) receiveLoop(ps *goredis.PubSub, rc receiver) {
 	b := c.b
 	defer b.wg.Done()
 	defer close(rc.done)
@@ -526,7 +528,7 @@ func (c *busConn) receiveLoop(ps *redis.PubSub, rc receiver) {
 	for {
 		msg, err := ps.Receive(ctx)
 		if err != nil {
-			if errors.Is(err, redis.ErrClosed) {
+			if errors.Is(err, goredis.ErrClosed) {
 				return
 			}
 			select {
@@ -561,9 +563,9 @@ func (c *busConn) receiveLoop(ps *redis.PubSub, rc receiver) {
 			failingSince, lastLog, backoff = time.Time{}, time.Time{}, 0
 		}
 		switch m := msg.(type) {
-		case *redis.Subscription:
+		case *goredis.Subscription:
 			c.subscription(m)
-		case *redis.Message:
+		case *goredis.Message:
 			if m.Channel == c.probeCh {
 				c.lastProbe.Store(time.Now().UnixNano())
 				continue
@@ -582,7 +584,7 @@ func (c *busConn) connectionLost() {
 }
 
 // subscription handles Redis's confirmation of a (un)subscribe.
-func (c *busConn) subscription(m *redis.Subscription) {
+func (c *busConn) subscription(m *goredis.Subscription) {
 	b := c.b
 	switch m.Kind {
 	case "subscribe", "ssubscribe":
@@ -633,7 +635,7 @@ func (c *busConn) subscription(m *redis.Subscription) {
 
 // deliver decodes a room message once and hands it to the room's
 // subscribers.
-func (c *busConn) deliver(m *redis.Message) {
+func (c *busConn) deliver(m *goredis.Message) {
 	b := c.b
 	b.mu.Lock()
 	var subs []*busSub
@@ -644,7 +646,7 @@ func (c *busConn) deliver(m *redis.Message) {
 	if len(subs) == 0 {
 		return
 	}
-	var msg Message
+	var msg hub.Message
 	if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
 		b.stats.decodeErrors.Add(1)
 		b.log.Warn("redis bus: undecodable message; resyncing the room", "channel", m.Channel, "err", err)
