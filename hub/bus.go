@@ -22,12 +22,29 @@ type Message struct {
 	Instance string `json:"instance,omitempty"`
 }
 
-// Subscriber receives a room's messages. Handle must not block: it is called
-// on the bus's receive goroutine. Resync is called when messages may have
-// been lost (a dropped message, a reconnect or resubscription of the
-// underlying connection); the subscriber then refills from the Store.
+// A Delivery is one message a Bus hands to a Subscriber. A bus that carries
+// bytes (Redis) hands it over undecoded, so that decoding runs on the
+// subscriber's goroutine (its room actor's) and never on the bus's one
+// receive goroutine for every room; the in-process bus hands over the
+// Message itself.
+type Delivery interface {
+	// Decode returns the message. It is safe on any goroutine and decodes
+	// once however often it is called. An error means the message is
+	// unreadable: the subscriber takes it for lost and refills from the
+	// Store, as after Resync.
+	Decode() (Message, error)
+}
+
+// Decode returns m: a Message is a Delivery decoded already.
+func (m Message) Decode() (Message, error) { return m, nil }
+
+// Subscriber receives a room's messages. Handle must not block, and should
+// not decode: it is called on the bus's receive goroutine, so it queues d
+// for its own goroutine. Resync is called when messages may have been lost
+// (a dropped message, a reconnect or resubscription of the underlying
+// connection); the subscriber then refills from the Store.
 type Subscriber interface {
-	Handle(m Message)
+	Handle(d Delivery)
 	Resync()
 }
 
@@ -40,8 +57,11 @@ type Bus interface {
 	// delivered after it. The returned function unsubscribes (idempotent).
 	Subscribe(ctx context.Context, roomID string, sub Subscriber) (unsubscribe func(), err error)
 	// Publish sends a heartbeat or presence message to every instance
-	// subscribed to the room, this one included. Committed events are
-	// published by the Store, never through here.
+	// subscribed to the room. Whether it comes back to this instance is
+	// the bus's choice (the in-process bus delivers it, the Redis bus skips
+	// its own by origin): the hub needs neither its own heartbeats nor its
+	// own presence. Committed events are published by the Store, never
+	// through here.
 	Publish(ctx context.Context, m Message) error
 	// Close stops the bus. It is idempotent.
 	Close() error

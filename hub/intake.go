@@ -1,8 +1,9 @@
 package hub
 
 // The bus intake of a room actor: messages from the bus are queued without
-// blocking the bus's receive goroutine, then applied on the actor's; a gap,
-// a drop or a resubscription makes the actor catch up from the store.
+// blocking the bus's receive goroutine, then decoded and applied on the
+// actor's; a gap, a drop or a resubscription makes the actor catch up from
+// the store.
 
 import (
 	"context"
@@ -13,19 +14,18 @@ import (
 	"github.com/leveling/workshop/room"
 )
 
+// busItem is one entry of an actor's bus queue: a message, still undecoded
+// from the Redis bus, or a resync.
 type busItem struct {
-	m      Message
+	d      Delivery // nil for a resync
 	resync bool
-	at     time.Time
 }
 
 // actorSubscriber adapts the actor to the Bus's Subscriber: it queues and
-// signals, never blocks.
+// signals, never blocks, never decodes.
 type actorSubscriber roomActor
 
-func (s *actorSubscriber) Handle(m Message) {
-	(*roomActor)(s).enqueueBus(busItem{m: m, at: time.Now()})
-}
+func (s *actorSubscriber) Handle(d Delivery) { (*roomActor)(s).enqueueBus(busItem{d: d}) }
 
 func (s *actorSubscriber) Resync() { (*roomActor)(s).enqueueBus(busItem{resync: true}) }
 
@@ -47,23 +47,33 @@ func (ra *roomActor) enqueueBus(it busItem) {
 	}
 }
 
+// drainBus applies the queued bus messages on the actor's goroutine, which
+// is where they are decoded: a big message costs its own room's time, not
+// the bus's receive loop shared by every room.
 func (ra *roomActor) drainBus() {
 	ra.busMu.Lock()
 	items := ra.busQ
 	ra.busQ = nil
 	ra.busMu.Unlock()
 	for _, it := range items {
-		switch {
-		case it.resync:
+		if it.resync {
 			ra.resync("bus resync")
-		case it.m.Presence != nil:
-			if it.m.Instance != ra.h.cfg.Instance {
-				ra.remote[it.m.Instance] = remotePresence{p: *it.m.Presence, at: time.Now()}
+			continue
+		}
+		m, err := it.d.Decode()
+		if err != nil {
+			ra.resync("undecodable bus message")
+			continue
+		}
+		switch {
+		case m.Presence != nil:
+			if m.Instance != ra.h.cfg.Instance {
+				ra.remote[m.Instance] = remotePresence{p: *m.Presence, at: time.Now()}
 			}
-		case len(it.m.Events) > 0:
-			ra.onBusEvents(it)
-		case it.m.Head > 0:
-			if !ra.broken && (it.m.Head > ra.state.Seq || it.m.Epoch != "" && it.m.Epoch != ra.epoch) {
+		case len(m.Events) > 0:
+			ra.onBusEvents(m)
+		case m.Head > 0:
+			if !ra.broken && (m.Head > ra.state.Seq || m.Epoch != "" && m.Epoch != ra.epoch) {
 				ra.h.m.busGaps.Inc()
 				ra.resync("heartbeat ahead")
 			}
@@ -71,17 +81,17 @@ func (ra *roomActor) drainBus() {
 	}
 }
 
-func (ra *roomActor) onBusEvents(it busItem) {
+func (ra *roomActor) onBusEvents(m Message) {
 	if ra.broken {
 		return // the next resync reads the store
 	}
-	if it.m.Epoch != "" && it.m.Epoch != ra.epoch {
+	if m.Epoch != "" && m.Epoch != ra.epoch {
 		ra.resync("epoch changed")
 		return
 	}
-	evs := it.m.Events
+	evs := m.Events
 	for len(evs) > 0 && evs[0].Seq <= ra.state.Seq {
-		evs = evs[1:] // ours, or already filled from the store
+		evs = evs[1:] // ours (the in-process bus delivers them back), or filled from the store already
 	}
 	if len(evs) == 0 {
 		return

@@ -62,12 +62,12 @@ func startNode(t *testing.T, r *hubtest.Redis, prefix, name string, opts nodeOpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := redis.NewStore(client, redis.StoreConfig{KeyPrefix: prefix})
 	bcfg := redis.BusConfig{KeyPrefix: prefix, Instance: name, Logger: testLogger()}
 	if opts.bus != nil {
 		opts.bus(&bcfg)
 	}
 	bus := redis.NewBus(client, bcfg)
+	store := redis.NewStore(client, redis.StoreConfig{KeyPrefix: prefix, Bus: bus})
 	reg := prometheus.NewRegistry()
 	cfg := hub.Config{Store: store, Bus: bus, Logger: testLogger(), Instance: name, Metrics: hub.NewMetrics(reg)}
 	if opts.hub != nil {

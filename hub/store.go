@@ -37,10 +37,12 @@ const DefaultClosedRoomTTL = 30 * 24 * time.Hour
 //     sequence equals expectedSeq, and the events' Seq continue it without a
 //     hole. It returns only once the events are durable.
 //   - Whatever Append commits is delivered, in order, to the subscribers of
-//     the room on the Bus paired with the store (every instance's), as a
-//     Message with Events set. Nothing is delivered that was not committed.
-//     Delivery itself may be lost (Redis pub/sub is at most once); Since is
-//     the truth.
+//     the room on the Bus paired with the store (every other instance's),
+//     as a Message with Events set. The appending instance's own bus may
+//     skip it (the Redis bus does, by origin, without decoding it): its hub
+//     fans its own commits out itself. Nothing is delivered that was not
+//     committed. Delivery itself may be lost (Redis pub/sub is at most
+//     once); Since is the truth.
 type Store interface {
 	// Create stores a new room's first events (room_created) under its id
 	// and short code. It returns the room's epoch.

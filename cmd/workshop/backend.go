@@ -39,8 +39,10 @@ func openRedis(ctx context.Context, cfg config, log *slog.Logger, reg prometheus
 	if err := client.Ping(ctx).Err(); err != nil {
 		log.Warn("redis not reachable yet; will retry", "err", err)
 	}
-	store := redis.NewStore(client, redis.StoreConfig{ClosedRoomTTL: cfg.closedRoomTTL})
 	bus := redis.NewBus(client, redis.BusConfig{Instance: cfg.instance, Logger: log})
+	// Paired with the bus, the store's commits come back to this instance
+	// marked as its own and are skipped undecoded.
+	store := redis.NewStore(client, redis.StoreConfig{ClosedRoomTTL: cfg.closedRoomTTL, Bus: bus})
 	// Reconnects, resubscriptions and stalled subscriptions show nowhere
 	// else: the hub's own metrics only see their consequences.
 	reg.MustRegister(redis.NewCollector(bus, client))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,17 +54,20 @@ type BusConfig struct {
 	// DropHook is for tests. When it returns true for a received message,
 	// the bus drops it as if Redis had lost it: no Handle and, on purpose,
 	// no Resync, so a test can check that the hub notices the gap from the
-	// next event or heartbeat. nil drops nothing.
+	// next event or heartbeat. It sees other instances' messages only, and
+	// it makes the receive goroutine decode them. nil drops nothing.
 	DropHook func(m hub.Message) bool
 }
 
 // BusStats counts what the bus has seen since it started.
 type BusStats struct {
-	Messages      int64 // messages delivered to a room's subscribers
+	Messages      int64 // messages handed, undecoded, to a room's subscribers
+	Own           int64 // messages of this bus and its store that came back: skipped by origin, undecoded
+	Decoded       int64 // messages decoded (once each, on the goroutine of the subscriber that asked first)
 	Resubscribes  int64 // a room's channel subscribed again after a reconnect or stall: one Resync per subscriber
 	ProbeFailures int64 // probes that did not come back in time: the connection was replaced
 	ReceiveErrors int64 // errors reading the subscription (each may be a reconnect)
-	DecodeErrors  int64 // messages that were not a valid Message (their room is resynced)
+	DecodeErrors  int64 // messages that were not a valid Message (their subscribers resync)
 	Dropped       int64 // messages DropHook dropped
 }
 
@@ -83,6 +87,18 @@ type BusStats struct {
 // subscription is confirmed, so a subscriber that refills from the store
 // then misses nothing.
 //
+// Every payload the bus publishes, and every commit its store publishes
+// (StoreConfig.Bus), is the JSON of a hub.Message whose first member names
+// the bus: {"origin":"<random id>","room":...}. The receive loop drops a
+// payload that starts with its own origin by a byte compare, without
+// decoding it: the hub has applied its own commits already and needs
+// neither its heartbeats nor its presence back. Others' payloads are
+// handed to the subscribers undecoded (a hub.Delivery) and decoded on
+// their goroutines, so one big message or one slow room never holds up the
+// receive loop that every room on the connection shares. The decoder
+// ignores "origin", so a payload without one (a store without a bus, an
+// older instance) reads the same, and an older instance reads ours.
+//
 // Goroutines: per connection, run owns the PubSub (subscribe commands,
 // probes, replacement) and receiveLoop reads it and calls Handle and Resync,
 // which therefore must not block. Close stops them all.
@@ -92,6 +108,7 @@ type Bus struct {
 	keys    layout
 	cluster bool
 	log     *slog.Logger
+	origin  string // {"origin":"<random id>", : how this bus's payloads start; set once
 
 	stop chan struct{}  // closed by Close
 	wg   sync.WaitGroup // every goroutine of the bus
@@ -101,7 +118,7 @@ type Bus struct {
 	conns  map[string]*busConn // guarded by mu; by shard: "" off Cluster, else the room id
 
 	stats struct {
-		messages, resubscribes, probeFailures, receiveErrors, decodeErrors, dropped atomic.Int64
+		messages, own, decoded, resubscribes, probeFailures, receiveErrors, decodeErrors, dropped atomic.Int64
 	}
 }
 
@@ -131,9 +148,10 @@ func NewBus(client goredis.UniversalClient, cfg BusConfig) *Bus {
 	_, cluster := client.(*goredis.ClusterClient)
 	return &Bus{
 		client: client, cfg: cfg, keys: layout{cfg.KeyPrefix}, cluster: cluster,
-		log:   cfg.Logger.With("component", "redis bus", "instance", cfg.Instance),
-		stop:  make(chan struct{}),
-		conns: map[string]*busConn{},
+		log:    cfg.Logger.With("component", "redis bus", "instance", cfg.Instance),
+		origin: originPrefix(randomHex(8)),
+		stop:   make(chan struct{}),
+		conns:  map[string]*busConn{},
 	}
 }
 
@@ -220,10 +238,11 @@ func (b *Bus) Publish(ctx context.Context, m hub.Message) error {
 	if closed {
 		return fmt.Errorf("redis bus: publish %s: %w", m.Room, errBusClosed)
 	}
-	payload, err := json.Marshal(m)
+	body, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("redis bus: publish %s: %w", m.Room, err)
 	}
+	payload := append([]byte(b.origin), body[1:]...) // body is a JSON object: {"room":...
 	if err := b.publish(ctx, b.keys.channel(m.Room), payload); err != nil {
 		return fmt.Errorf("redis bus: publish %s: %w: %w", m.Room, hub.ErrUnavailable, err)
 	}
@@ -241,6 +260,8 @@ func (b *Bus) publish(ctx context.Context, ch string, payload any) error {
 func (b *Bus) Stats() BusStats {
 	return BusStats{
 		Messages:      b.stats.messages.Load(),
+		Own:           b.stats.own.Load(),
+		Decoded:       b.stats.decoded.Load(),
 		Resubscribes:  b.stats.resubscribes.Load(),
 		ProbeFailures: b.stats.probeFailures.Load(),
 		ReceiveErrors: b.stats.receiveErrors.Load(),
@@ -633,10 +654,14 @@ func (c *busConn) subscription(m *goredis.Subscription) {
 	}
 }
 
-// deliver decodes a room message once and hands it to the room's
-// subscribers.
+// deliver hands a room message to the room's subscribers undecoded, or
+// drops it unread if it is this bus's own.
 func (c *busConn) deliver(m *goredis.Message) {
 	b := c.b
+	if strings.HasPrefix(m.Payload, b.origin) {
+		b.stats.own.Add(1)
+		return
+	}
 	b.mu.Lock()
 	var subs []*busSub
 	if r := c.rooms[m.Channel]; r != nil {
@@ -646,24 +671,54 @@ func (c *busConn) deliver(m *goredis.Message) {
 	if len(subs) == 0 {
 		return
 	}
-	var msg hub.Message
-	if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
-		b.stats.decodeErrors.Add(1)
-		b.log.Warn("redis bus: undecodable message; resyncing the room", "channel", m.Channel, "err", err)
-		for _, s := range subs {
-			s.sub.Resync()
+	d := &delivery{b: b, channel: m.Channel, payload: m.Payload}
+	if hook := b.cfg.DropHook; hook != nil {
+		if msg, err := d.Decode(); err == nil && hook(msg) {
+			b.stats.dropped.Add(1)
+			return
 		}
-		return
-	}
-	if msg.Room == "" {
-		msg.Room = b.keys.roomOfChannel(m.Channel)
-	}
-	if hook := b.cfg.DropHook; hook != nil && hook(msg) {
-		b.stats.dropped.Add(1)
-		return
 	}
 	b.stats.messages.Add(1)
 	for _, s := range subs {
-		s.sub.Handle(msg)
+		s.sub.Handle(d)
 	}
 }
+
+// delivery is a room message as Redis delivered it, decoded by the first
+// subscriber that asks, on that subscriber's goroutine, once for all of
+// them.
+type delivery struct {
+	b       *Bus
+	channel string
+	payload string // JSON, with another bus's origin or none
+
+	once sync.Once
+	m    hub.Message // set by once
+	err  error       // set by once
+}
+
+var _ hub.Delivery = (*delivery)(nil)
+
+func (d *delivery) Decode() (hub.Message, error) {
+	d.once.Do(d.decode)
+	return d.m, d.err
+}
+
+func (d *delivery) decode() {
+	b := d.b
+	if err := json.Unmarshal([]byte(d.payload), &d.m); err != nil {
+		b.stats.decodeErrors.Add(1)
+		b.log.Warn("redis bus: undecodable message; resyncing the room", "channel", d.channel, "err", err)
+		d.m, d.err = hub.Message{}, fmt.Errorf("redis bus: decode a message on %s: %w", d.channel, err)
+		return
+	}
+	b.stats.decoded.Add(1)
+	if d.m.Room == "" {
+		d.m.Room = b.keys.roomOfChannel(d.channel)
+	}
+}
+
+// originPrefix is how the payloads of the bus with that origin start: a
+// JSON object's opening and its first member. Publishers continue it with
+// the rest of a Message's JSON object.
+func originPrefix(origin string) string { return `{"origin":"` + origin + `",` }

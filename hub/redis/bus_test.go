@@ -23,6 +23,8 @@ func TestRedisBusDelivery(t *testing.T) {
 	prefix := testPrefix(t)
 	busA := testBus(t, r, prefix, BusConfig{Instance: "a"})
 	busB := testBus(t, r, prefix, BusConfig{Instance: "b"})
+	// A store without a bus publishes its commits without an origin: every
+	// bus decodes them.
 	s := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix})
 	tr, created := newTestRoom(t)
 	epoch, err := s.Create(ctx, tr.id, tr.code, created)
@@ -59,19 +61,147 @@ func TestRedisBusDelivery(t *testing.T) {
 		}
 	}
 
-	// A heartbeat published on one bus reaches every instance, its own too.
+	// A heartbeat published on one bus reaches every other instance; its
+	// own bus skips it by origin.
 	if err := busA.Publish(ctx, hub.Message{Room: tr.id, Head: tr.st.Seq, Instance: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	for name, rec := range map[string]*recorder{"a": onA, "b": onB} {
-		waitFor(t, 5*time.Second, "the heartbeat on bus "+name, func() bool {
-			msgs, _ := rec.snapshot()
-			last := msgs[len(msgs)-1]
-			return last.Head == tr.st.Seq && last.Instance == "a" && last.Events == nil
-		})
+	waitFor(t, 5*time.Second, "the heartbeat on bus b", func() bool {
+		msgs, _ := onB.snapshot()
+		last := msgs[len(msgs)-1]
+		return last.Head == tr.st.Seq && last.Instance == "a" && last.Events == nil
+	})
+	waitFor(t, 5*time.Second, "the heartbeat back on bus a", func() bool { return busA.Stats().Own == 1 })
+	if msgs, _ := onA.snapshot(); len(msgs) != len(want) {
+		t.Errorf("bus a: %d messages, want its %d commits and not its own heartbeat", len(msgs), len(want))
 	}
 	if got := busB.Stats().Messages; got != 12 {
 		t.Errorf("bus b stats: %d messages, want 12", got)
+	}
+}
+
+// TestRedisBusOriginSkip: the commits a store paired with bus a publishes,
+// and a's heartbeats, come back to a and are dropped by origin before any
+// decoding; bus b decodes each once.
+func TestRedisBusOriginSkip(t *testing.T) {
+	const commits = 20
+	r := hubtest.StartRedis(t)
+	ctx := testContext(t, 20*time.Second)
+	prefix := testPrefix(t)
+	busA := testBus(t, r, prefix, BusConfig{Instance: "a"})
+	busB := testBus(t, r, prefix, BusConfig{Instance: "b"})
+	s := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix, Bus: busA})
+	tr, created := newTestRoom(t)
+	if _, err := s.Create(ctx, tr.id, tr.code, created); err != nil {
+		t.Fatal(err)
+	}
+	onA, onB := &recorder{}, &recorder{}
+	for bus, rec := range map[*Bus]*recorder{busA: onA, busB: onB} {
+		unsub, err := bus.Subscribe(ctx, tr.id, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unsub()
+	}
+	appendTo(ctx, t, s, tr, tr.decide(room.FacilitatorActor(), room.Command{Type: room.CmdStart}), nil)
+	for i := 1; i < commits; i++ {
+		appendTo(ctx, t, s, tr, tr.decide(attendee(i), room.Command{Type: room.CmdRaiseHand}), nil)
+	}
+	if err := busA.Publish(ctx, hub.Message{Room: tr.id, Head: tr.st.Seq, Instance: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "every commit and the heartbeat on bus b", func() bool { m, _ := onB.snapshot(); return len(m) == commits+1 })
+	waitFor(t, 5*time.Second, "every commit and the heartbeat back on bus a", func() bool { return busA.Stats().Own == commits+1 })
+
+	if got, want := onB.eventSeqs(), seqRange(2, tr.st.Seq); !slices.Equal(got, want) {
+		t.Errorf("bus b: got %v, want %v", got, want)
+	}
+	if m, n := onA.snapshot(); len(m) != 0 || n != 0 {
+		t.Errorf("bus a handed its own %d messages and %d resyncs to its subscriber, want none", len(m), n)
+	}
+	if st := busA.Stats(); st.Decoded != 0 || st.Messages != 0 {
+		t.Errorf("bus a: %d decoded, %d handed on, want 0 and 0", st.Decoded, st.Messages)
+	}
+	if st := busB.Stats(); st.Decoded != commits+1 || st.Own != 0 || st.DecodeErrors != 0 {
+		t.Errorf("bus b: %d decoded, %d own, %d decode errors, want %d, 0, 0", st.Decoded, st.Own, st.DecodeErrors, commits+1)
+	}
+}
+
+// held is a subscriber whose goroutine is busy: it queues what it is
+// handed, as a room actor does, and decodes nothing until the test asks.
+type held struct {
+	mu sync.Mutex
+	ds []hub.Delivery
+}
+
+func (h *held) Handle(d hub.Delivery) { h.mu.Lock(); h.ds = append(h.ds, d); h.mu.Unlock() }
+func (h *held) Resync()               {}
+
+func (h *held) queued() []hub.Delivery {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.ds)
+}
+
+// TestRedisBusDecodesOnSubscriber: the receive loop hands messages on
+// undecoded, so a room whose actor is busy holds up no other room and
+// costs the loop no decoding; a message is decoded once, on the goroutine
+// of the subscriber that asks first, however many subscribers share it.
+func TestRedisBusDecodesOnSubscriber(t *testing.T) {
+	const backlog = 200
+	r := hubtest.StartRedis(t)
+	ctx := testContext(t, 20*time.Second)
+	prefix := testPrefix(t)
+	bus := testBus(t, r, prefix, BusConfig{Instance: "b"})
+	peer := testBus(t, r, prefix, BusConfig{Instance: "a"})
+	busy, y1, y2 := &held{}, &recorder{}, &recorder{}
+	for id, sub := range map[string]hub.Subscriber{"x": busy, "y": y1} {
+		unsub, err := bus.Subscribe(ctx, id, sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unsub()
+	}
+	unsub, err := bus.Subscribe(ctx, "y", y2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+
+	// A backlog for x, with presence to decode, then one message for y:
+	// one connection delivers in order, so y's comes after all of x's.
+	names := make([]room.PresentName, 100)
+	for i := range names {
+		names[i] = room.PresentName{Participant: fmt.Sprintf("p%03d", i), Name: fmt.Sprintf("Attendee %d", i)}
+	}
+	for i := range backlog {
+		p := &room.Presence{Attendees: i + 1, Names: names}
+		if err := peer.Publish(ctx, hub.Message{Room: "x", Instance: "a", Presence: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := peer.Publish(ctx, hub.Message{Room: "y", Head: 1, Instance: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []*recorder{y1, y2} {
+		waitFor(t, 5*time.Second, "y's message", func() bool { m, _ := rec.snapshot(); return len(m) == 1 })
+	}
+	if got := len(busy.queued()); got != backlog {
+		t.Errorf("x's subscriber holds %d messages when y's arrived, want all %d", got, backlog)
+	}
+	if got := bus.Stats().Decoded; got != 1 {
+		t.Errorf("%d messages decoded, want 1 (y's, once for its two subscribers): x's wait for x's goroutine", got)
+	}
+
+	// x's goroutine is free again: it decodes its backlog itself.
+	for i, d := range busy.queued() {
+		m, err := d.Decode()
+		if err != nil || m.Room != "x" || m.Presence == nil || m.Presence.Attendees != i+1 || len(m.Presence.Names) != len(names) {
+			t.Fatalf("x's message %d: got %+v, %v; want x's presence %d with %d names", i, m, err, i+1, len(names))
+		}
+	}
+	if st := bus.Stats(); st.Decoded != backlog+1 || st.DecodeErrors != 0 {
+		t.Errorf("%d decoded, %d decode errors; want %d and 0", st.Decoded, st.DecodeErrors, backlog+1)
 	}
 }
 
@@ -90,6 +220,7 @@ func TestRedisBusSubscriptionPerRoom(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prefix := testPrefix(t)
 	bus := testBus(t, r, prefix, BusConfig{})
+	peer := testBus(t, r, prefix, BusConfig{Instance: "peer"}) // another instance: a bus skips its own messages
 	admin := testRedisClient(t, r)
 	keys := layout{prefix}
 	chX, chY := keys.channel("x"), keys.channel("y")
@@ -118,7 +249,7 @@ func TestRedisBusSubscriptionPerRoom(t *testing.T) {
 	if want := []string{keys.probe(bus.cfg.Instance), chX, chY}; !slices.Equal(channels, want) {
 		t.Errorf("channels: got %v, want %v", channels, want)
 	}
-	if err := bus.Publish(ctx, hub.Message{Room: "x", Head: 7}); err != nil {
+	if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 7}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "both subscribers of x", func() bool {
@@ -159,7 +290,7 @@ func TestRedisBusSubscriptionPerRoom(t *testing.T) {
 	if got := numsub(ctx, t, admin, chX); got != 1 {
 		t.Errorf("after churn: %d subscriptions of x, want 1", got)
 	}
-	if err := bus.Publish(ctx, hub.Message{Room: "x", Head: 8}); err != nil {
+	if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 8}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "delivery after churn", func() bool { m, _ := last.snapshot(); return len(m) == 1 })
@@ -173,6 +304,7 @@ func TestRedisBusChurn(t *testing.T) {
 	ctx := testContext(t, 30*time.Second)
 	prefix := testPrefix(t)
 	bus := testBus(t, r, prefix, BusConfig{})
+	peer := testBus(t, r, prefix, BusConfig{Instance: "peer"}) // another instance: a bus skips its own messages
 	admin := testRedisClient(t, r)
 	rooms := []string{"a", "b", "c"}
 
@@ -215,7 +347,7 @@ func TestRedisBusChurn(t *testing.T) {
 			numsub(ctx, t, admin, keys.channel("b")) == 1 &&
 			numsub(ctx, t, admin, keys.channel("c")) == 0
 	})
-	if err := bus.Publish(ctx, hub.Message{Room: "b", Head: 99}); err != nil {
+	if err := peer.Publish(ctx, hub.Message{Room: "b", Head: 99}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "delivery after churn", func() bool {
@@ -312,6 +444,7 @@ func TestRedisBusReconnectResync(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prefix := testPrefix(t)
 	bus := testBus(t, r, prefix, BusConfig{})
+	peer := testBus(t, r, prefix, BusConfig{Instance: "peer"}) // another instance: a bus skips its own messages
 	admin := testRedisClient(t, r)
 	rec := &recorder{}
 	unsub, err := bus.Subscribe(ctx, "x", rec)
@@ -324,7 +457,7 @@ func TestRedisBusReconnectResync(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "a resync after the kill", func() bool { _, n := rec.snapshot(); return n == 1 })
 	waitFor(t, 5*time.Second, "delivery after the kill", func() bool {
-		if err := bus.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
+		if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
 			t.Fatal(err)
 		}
 		m, _ := rec.snapshot()
@@ -349,6 +482,7 @@ func TestRedisBusProbe(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	prefix := testPrefix(t)
 	bus := testBus(t, r, prefix, BusConfig{ProbeInterval: 50 * time.Millisecond, ProbeTimeout: 300 * time.Millisecond})
+	peer := testBus(t, r, prefix, BusConfig{Instance: "peer"}) // another instance: a bus skips its own messages
 	admin := testRedisClient(t, r)
 	until := func(what string, cond func() bool) {
 		t.Helper()
@@ -383,7 +517,7 @@ func TestRedisBusProbe(t *testing.T) {
 	}
 	until("a resync after the pause", func() bool { _, n := rec.snapshot(); return n > 0 })
 	until("delivery after the pause", func() bool {
-		if err := bus.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
+		if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
 			t.Fatal(err)
 		}
 		m, _ := rec.snapshot()
@@ -521,6 +655,7 @@ func TestRedisBusSubscribeTimeout(t *testing.T) {
 	ctx := testContext(t, 20*time.Second)
 	prefix := testPrefix(t)
 	bus := testBus(t, r, prefix, BusConfig{ProbeInterval: 100 * time.Millisecond})
+	peer := testBus(t, r, prefix, BusConfig{Instance: "peer"}) // another instance: a bus skips its own messages
 	r.Kill()
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err := bus.Subscribe(short, "x", &recorder{})
@@ -536,7 +671,7 @@ func TestRedisBusSubscribeTimeout(t *testing.T) {
 	}
 	defer unsub()
 	waitFor(t, 5*time.Second, "delivery after the restart", func() bool {
-		if err := bus.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
+		if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
 			t.Fatal(err)
 		}
 		m, _ := rec.snapshot()

@@ -27,9 +27,11 @@ func TestRedisCluster(t *testing.T) {
 	if !ok {
 		t.Fatalf("client for %s is %T, want *goredis.ClusterClient", cl.URL(), client)
 	}
-	s := NewStore(client, StoreConfig{KeyPrefix: prefix, ClosedRoomTTL: time.Hour})
 	busA := NewBus(testClientOf(t, cl.URL()), BusConfig{KeyPrefix: prefix, Logger: quietLogger, Instance: "a"})
 	defer busA.Close()
+	// The store is a's: its commits (SPUBLISHed) come back to a and are
+	// skipped by origin there.
+	s := NewStore(client, StoreConfig{KeyPrefix: prefix, ClosedRoomTTL: time.Hour, Bus: busA})
 	busB := NewBus(testClientOf(t, cl.URL()), BusConfig{KeyPrefix: prefix, Logger: quietLogger, Instance: "b"})
 	defer busB.Close()
 	fac := room.FacilitatorActor()
@@ -89,18 +91,27 @@ func TestRedisCluster(t *testing.T) {
 		}
 	}
 	for _, run := range runs {
-		for name, rec := range map[string]*recorder{"a": run.onA, "b": run.onB} {
-			waitFor(t, 5*time.Second, "the commits and heartbeat on bus "+name, func() bool {
-				msgs, _ := rec.snapshot()
-				return len(msgs) == 7
-			})
-			if got, want := rec.eventSeqs(), seqRange(2, run.tr.st.Seq); !slices.Equal(got, want) {
-				t.Errorf("room %s on bus %s: got %v, want %v", run.tr.id, name, got, want)
-			}
-			if msgs, _ := rec.snapshot(); msgs[0].Epoch != run.epoch || msgs[6].Head != run.tr.st.Seq {
-				t.Errorf("room %s on bus %s: epoch %q / head %d, want %q / %d", run.tr.id, name, msgs[0].Epoch, msgs[6].Head, run.epoch, run.tr.st.Seq)
-			}
+		rec := run.onB
+		waitFor(t, 5*time.Second, "the commits and heartbeat on bus b", func() bool {
+			msgs, _ := rec.snapshot()
+			return len(msgs) == 7
+		})
+		if got, want := rec.eventSeqs(), seqRange(2, run.tr.st.Seq); !slices.Equal(got, want) {
+			t.Errorf("room %s on bus b: got %v, want %v", run.tr.id, got, want)
 		}
+		if msgs, _ := rec.snapshot(); msgs[0].Epoch != run.epoch || msgs[6].Head != run.tr.st.Seq {
+			t.Errorf("room %s on bus b: epoch %q / head %d, want %q / %d", run.tr.id, msgs[0].Epoch, msgs[6].Head, run.epoch, run.tr.st.Seq)
+		}
+	}
+	// a's own commits and heartbeats came back to it on every node.
+	waitFor(t, 5*time.Second, "a's own messages back on bus a", func() bool { return busA.Stats().Own == int64(7*len(runs)) })
+	for _, run := range runs {
+		if msgs, _ := run.onA.snapshot(); len(msgs) != 0 {
+			t.Errorf("room %s on bus a: %d of its own messages handed on, want 0", run.tr.id, len(msgs))
+		}
+	}
+	if got := busA.Stats().Decoded; got != 0 {
+		t.Errorf("bus a decoded %d messages, want 0", got)
 	}
 
 	// A taken code is refused and left to its room.

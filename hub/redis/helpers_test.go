@@ -139,16 +139,23 @@ func seqsOf(events []room.Event) []uint64 {
 	return out
 }
 
-// recorder is a Subscriber that records what it gets.
+// recorder is a Subscriber that records what it gets. It decodes in
+// Handle, on the receive goroutine, which a room actor does not; an
+// undecodable message counts as a resync, as the actor takes it.
 type recorder struct {
 	mu      sync.Mutex
 	msgs    []hub.Message
 	resyncs int
 }
 
-func (r *recorder) Handle(m hub.Message) {
+func (r *recorder) Handle(d hub.Delivery) {
+	m, err := d.Decode()
 	r.mu.Lock()
-	r.msgs = append(r.msgs, m)
+	if err != nil {
+		r.resyncs++
+	} else {
+		r.msgs = append(r.msgs, m)
+	}
 	r.mu.Unlock()
 }
 

@@ -22,7 +22,9 @@ import (
 //	                              set when a closed event is appended).
 //	<p>room:{<id>}:ch     channel (pub/sub, not a key) every commit as a JSON
 //	                              Message with Events, plus heartbeats and
-//	                              presence. PUBLISH, or SPUBLISH on Cluster.
+//	                              presence, led by the publishing bus's
+//	                              "origin" when there is one (see Bus).
+//	                              PUBLISH, or SPUBLISH on Cluster.
 //	<p>code:<code>        string  the room id of a join code (SET NX by Create).
 //	<p>probe:<instance>   channel (pub/sub) a Bus's probe of its own
 //	                              subscription; on Cluster one per room

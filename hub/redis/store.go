@@ -28,6 +28,11 @@ type StoreConfig struct {
 	// Now is the clock for the creation and close times kept in the room's
 	// meta hash (time.Now).
 	Now func() time.Time
+	// Bus is this instance's bus (nil: none). The store publishes its
+	// commits with the bus's origin, so that the bus skips them, undecoded,
+	// when they come back: this instance's hub has fanned them out already.
+	// Without it every bus decodes every commit, this instance's too.
+	Bus *Bus
 }
 
 // Store is the Store on Redis: a room's log is a Stream, and each
@@ -40,7 +45,8 @@ type Store struct {
 	client  goredis.UniversalClient
 	cfg     StoreConfig
 	keys    layout
-	cluster bool // Cluster: SPUBLISH, and the code key is written apart
+	cluster bool   // Cluster: SPUBLISH, and the code key is written apart
+	opening string // how a published commit starts: with the bus's origin, or a bare "{"
 	closed  atomic.Bool
 }
 
@@ -56,7 +62,11 @@ func NewStore(client goredis.UniversalClient, cfg StoreConfig) *Store {
 		cfg.Now = time.Now
 	}
 	_, cluster := client.(*goredis.ClusterClient)
-	return &Store{client: client, cfg: cfg, keys: layout{cfg.KeyPrefix}, cluster: cluster}
+	opening := "{"
+	if cfg.Bus != nil {
+		opening = cfg.Bus.origin
+	}
+	return &Store{client: client, cfg: cfg, keys: layout{cfg.KeyPrefix}, cluster: cluster, opening: opening}
 }
 
 // errStoreClosed answers every call after Close.
@@ -93,7 +103,9 @@ return 0
 //	2 room id as JSON        7 the snapshot's sequence
 //	3 closed-room TTL (ms)   8 "1" when an event closes the room
 //	4 PUBLISH or SPUBLISH    9 code key prefix; "" on Cluster (the caller expires it)
-//	5 the room's channel    10 now (unix ms); 11.. the events' JSON
+//	5 the room's channel    10 now (unix ms)
+//	                        11 the published JSON's opening: {"origin":"<id>", or {
+//	                        12.. the events' JSON
 //
 // It answers {"ok", head, code} (code only when the room is closed),
 // {"conflict", head}, or {"notfound"}, and writes nothing unless "ok". The
@@ -104,7 +116,7 @@ if not cur then return {'notfound'} end
 if cur ~= ARGV[1] then return {'conflict', cur} end
 local seq = tonumber(cur)
 local evs = {}
-for i = 11, #ARGV do
+for i = 12, #ARGV do
   seq = seq + 1
   redis.call('XADD', KEYS[1], string.format('%d-0', seq), 'e', ARGV[i])
   evs[#evs + 1] = ARGV[i]
@@ -116,7 +128,7 @@ if ARGV[6] ~= '' then
   redis.call('HSET', KEYS[5], 'snapseq', ARGV[7])
 end
 local epoch = redis.call('GET', KEYS[4]) or ''
-redis.call(ARGV[4], ARGV[5], '{"room":' .. ARGV[2] .. ',"epoch":"' .. epoch .. '","events":[' .. table.concat(evs, ',') .. ']}')
+redis.call(ARGV[4], ARGV[5], ARGV[11] .. '"room":' .. ARGV[2] .. ',"epoch":"' .. epoch .. '","events":[' .. table.concat(evs, ',') .. ']}')
 if ARGV[8] == '1' then redis.call('HSET', KEYS[5], 'closed', ARGV[10]) end
 if redis.call('HEXISTS', KEYS[5], 'closed') == 1 then
   for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
@@ -246,7 +258,7 @@ func (s *Store) Append(ctx context.Context, roomID string, expectedSeq uint64, e
 		publish, codePrefix = "SPUBLISH", ""
 	}
 	closing := "0"
-	args := make([]any, 0, 10+len(events))
+	args := make([]any, 0, 11+len(events))
 	for _, e := range events {
 		if e.Type == room.EvClosed {
 			closing = "1"
@@ -255,7 +267,7 @@ func (s *Store) Append(ctx context.Context, roomID string, expectedSeq uint64, e
 	args = append(args,
 		strconv.FormatUint(expectedSeq, 10), idJSON, s.cfg.ClosedRoomTTL.Milliseconds(),
 		publish, s.keys.channel(roomID), snapJSON, strconv.FormatUint(head, 10),
-		closing, codePrefix, s.cfg.Now().UnixMilli())
+		closing, codePrefix, s.cfg.Now().UnixMilli(), s.opening)
 	for _, e := range events {
 		b, err := json.Marshal(e)
 		if err != nil {
