@@ -275,7 +275,7 @@ func withResult(domain, hub map[string]any) map[string]any {
 func (ra *roomActor) remember(key string, result map[string]any) {
 	ra.results[key] = result
 	ra.resultOrder = append(ra.resultOrder, key)
-	if len(ra.resultOrder) > 1000 {
+	if len(ra.resultOrder) > rememberedResults {
 		delete(ra.results, ra.resultOrder[0])
 		ra.resultOrder = ra.resultOrder[1:]
 	}

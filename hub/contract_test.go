@@ -215,6 +215,7 @@ func TestContractCloseReasons(t *testing.T) {
 		{"wrong key", url, websocket.MessageText, `{"type":"hello","key":"not-a-key"}`, 4001, "unauthorized"},
 		{"forged token", url, websocket.MessageText, `{"type":"hello","participant":"p_x","token":"forged"}`, 4001, "unauthorized"},
 		{"participant without token", url, websocket.MessageText, `{"type":"hello","participant":"p_x"}`, 4001, "unauthorized"},
+		{"token without participant", url, websocket.MessageText, `{"type":"hello","token":"abc.QW5h"}`, 4000, "protocol error: participant: a hello with a token needs its participant"},
 		{"hello over 64 KiB", url, websocket.MessageText, `{"type":"hello","name":"` + strings.Repeat("x", 70<<10) + `"}`, 1009, "read limited at 65537 bytes"},
 		{"no such room", srv.wsURL("00000000-0000-4000-8000-000000000000"), websocket.MessageText, `{"type":"hello","name":"Lost"}`, 4004, "room not found"},
 	}

@@ -194,7 +194,12 @@ func (ra *roomActor) authenticate(hi hello, addr string) (actor room.Actor, gen 
 		}
 		return room.Actor{}, 0, "", unauthorized
 	}
-	if hi.participant != "" || hi.token != "" {
+	if hi.token != "" && hi.participant == "" {
+		// Malformed rather than a failed login (a participant without its
+		// token is that: unauthorized below).
+		return room.Actor{}, 0, "", room.Errorf(room.EINVALID, "participant: a hello with a token needs its participant")
+	}
+	if hi.participant != "" {
 		carried, ok := checkToken(sec.ParticipantSecret, hi.participant, hi.token)
 		if !ok {
 			return room.Actor{}, 0, "", unauthorized

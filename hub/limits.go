@@ -200,6 +200,36 @@ func newAddrLimiters(r Rate) *addrLimiters {
 func (a *addrLimiters) allow(key string, now time.Time) (bool, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return allow(a.bucketLocked(key, now), now)
+}
+
+// reserve is addrLimiters.allow for an action charged only if it
+// succeeds, such as creating a room: a facilitator's typos must not spend
+// the budget of everyone behind the same address. It takes key's token at
+// once, so concurrent requests from one address never overshoot the
+// bucket (a request that fails holds its token only while it runs), and
+// answers refund, which the caller calls at most once when the action
+// failed. refund is x/time/rate's CancelAt at the reservation's own time
+// (for a later time CancelAt restores nothing); tokens other requests
+// took meanwhile stay taken. A nil refund means refused, with retry until
+// the next token.
+func (a *addrLimiters) reserve(key string, now time.Time) (refund func(), retry time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r := a.bucketLocked(key, now).ReserveN(now, 1)
+	if !r.OK() {
+		return nil, time.Minute
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
+	}
+	return func() { r.CancelAt(now) }, 0
+}
+
+// bucketLocked is key's bucket, made on first use, with the unused ones
+// swept now and then. a.mu is held.
+func (a *addrLimiters) bucketLocked(key string, now time.Time) *rate.Limiter {
 	if now.Sub(a.last) > time.Minute {
 		a.sweep(now)
 	}
@@ -209,7 +239,7 @@ func (a *addrLimiters) allow(key string, now time.Time) (bool, time.Duration) {
 		a.m[key] = b
 	}
 	b.used = now
-	return allow(b.l, now)
+	return b.l
 }
 
 // sweep drops buckets unused for longer than it takes them to refill:
