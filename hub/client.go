@@ -418,7 +418,7 @@ func (c *Client) closeAndWait(code websocket.StatusCode, reason string) {
 func (c *Client) readHello() (hello, websocket.StatusCode, string) {
 	noHello := "protocol error: no hello within " + c.h.cfg.HelloTimeout.String()
 	timer := time.AfterFunc(c.h.cfg.HelloTimeout, func() { c.conn.Close(statusProtocol, noHello) })
-	stopShutdown := context.AfterFunc(c.h.ctx, func() { c.conn.Close(statusGoingAway, "server going away") })
+	stopShutdown := context.AfterFunc(c.h.leaving, func() { c.conn.Close(statusGoingAway, "server going away") })
 	typ, data, err := c.conn.Read(context.Background())
 	timedOut, shutdown := !timer.Stop(), !stopShutdown()
 	switch {

@@ -110,6 +110,11 @@ type Hub struct {
 	// ctx ends when the hub shuts down; every actor and client stops then.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// leaving ends when Shutdown begins, before it waits for the
+	// connections: one still waiting for its hello closes then with 1001
+	// (readHello), since ctx ends only after that wait.
+	leaving context.Context
+	leave   context.CancelFunc
 
 	mu       sync.Mutex
 	rooms    map[string]*roomActor // guarded by mu
@@ -133,9 +138,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
+	leaving, leave := context.WithCancel(ctx)
 	h := &Hub{
 		cfg: cfg, store: cfg.Store, bus: cfg.Bus, log: cfg.Logger, m: cfg.Metrics,
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, leaving: leaving, leave: leave,
 		rooms:    map[string]*roomActor{},
 		publishQ: make(chan Message, publishQueue),
 		pubDone:  make(chan struct{}),
@@ -257,6 +263,7 @@ func (h *Hub) release(ra *roomActor) {
 // The store and bus are left open for the caller to close. Idempotent.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.StartDrain()
+	h.leave()
 	h.mu.Lock()
 	actors := make([]*roomActor, 0, len(h.rooms))
 	for _, ra := range h.rooms {
