@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -210,12 +211,28 @@ func TestRateLimitsPerAddress(t *testing.T) {
 func TestSizeLimits(t *testing.T) {
 	checkNoLeaks(t)
 	t.Run("frame size", func(t *testing.T) {
-		srv, rm, _, ctx := limitedRoom(t, func(l *hub.Limits) { l.MaxClientMessageBytes = 1024 })
+		// MaxClientMessageBytes is the read limit and the decoder's: with
+		// 1 KiB, a 900-byte command is read and acknowledged, and a 2 KiB
+		// frame closes the connection with 1009.
+		srv, rm, fac, ctx := limitedRoom(t, func(l *hub.Limits) { l.MaxClientMessageBytes = 1024 })
+		note := map[string]any{"type": "set_note", "aspect": "investment", "text": ""}
+		sized := func() int { // the frame DoID sends: note with its id
+			b, _ := json.Marshal(map[string]any{"id": "n900", "type": note["type"], "aspect": note["aspect"], "text": note["text"]})
+			return len(b)
+		}
+		note["text"] = strings.Repeat("x", 900-sized())
+		if n := sized(); n != 900 {
+			t.Fatalf("the note's frame is %d bytes, want 900", n)
+		}
+		if r, err := fac.DoID(ctx, "n900", note); err != nil || !r.OK() {
+			t.Fatalf("a 900-byte note under a 1 KiB limit: %+v %v", r, err)
+		}
 		att := dial(t, ctx, srv.wsURL(rm.ID), map[string]any{"name": "Big"})
-		_ = att.SendBytes(ctx, []byte(`{"type":"ask","id":"x","text":"`+strings.Repeat("x", 2000)+`"}`))
+		_ = att.SendBytes(ctx, []byte(`{"type":"ask","id":"x","text":"`+strings.Repeat("x", 2<<10)+`"}`))
 		_ = att.WaitClosed(ctx)
-		if got := att.CloseStatus(); got != websocket.StatusMessageTooBig {
-			t.Fatalf("close: got %v, want 1009", got)
+		var ce websocket.CloseError
+		if !errors.As(att.CloseErr(), &ce) || ce.Code != websocket.StatusMessageTooBig || ce.Reason != "read limited at 1025 bytes" {
+			t.Fatalf("close after a 2 KiB frame: got %v, want 1009 \"read limited at 1025 bytes\"", att.CloseErr())
 		}
 	})
 	t.Run("connections per room", func(t *testing.T) {
