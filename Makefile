@@ -43,7 +43,7 @@ lint:
 # directory, stopped afterwards); under a minute. README.md "Performance"
 # has the full-size runs.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./room/ ./hub/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./room/ ./hub/ ./hub/redis/
 	GO=$(GO) sh cmd/workshop-bench/bench.sh -- -scenario all -clients 1000 -join-window 3s -vote-window 3s -idle-settle 3s
 
 # fuzz runs every fuzz target for FUZZTIME each (go test runs one target
