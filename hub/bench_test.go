@@ -3,7 +3,7 @@ package hub
 // Benchmarks of the hot paths of a reveal and a vote storm: deciding and
 // applying a command, encoding its events once per audience, and queueing
 // the frames to every local client. BenchmarkRedisStoreAppend
-// (redis_test.go) covers the Redis append; cmd/workshop-bench measures the
+// (hub/redis) covers the Redis append; cmd/workshop-bench measures the
 // whole server over real connections.
 
 import (

@@ -111,7 +111,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.instance, "instance", env("WORKSHOP_INSTANCE", ""), "this instance's name on the bus; default random (WORKSHOP_INSTANCE)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", envDur("WORKSHOP_SHUTDOWN_GRACE", 15*time.Second), "time allowed for a graceful shutdown (WORKSHOP_SHUTDOWN_GRACE)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", envDur("WORKSHOP_DRAIN_DELAY", 0), "time /readyz fails before clients are moved on shutdown, so a load balancer notices (WORKSHOP_DRAIN_DELAY)")
-	fs.DurationVar(&c.closedRoomTTL, "closed-room-ttl", envDur("WORKSHOP_CLOSED_ROOM_TTL", 30*24*time.Hour), "how long a closed room's join code resolves; Redis also deletes the room then (WORKSHOP_CLOSED_ROOM_TTL)")
+	fs.DurationVar(&c.closedRoomTTL, "closed-room-ttl", envDur("WORKSHOP_CLOSED_ROOM_TTL", hub.DefaultClosedRoomTTL), "how long a closed room's join code resolves; Redis also deletes the room then (WORKSHOP_CLOSED_ROOM_TTL)")
 	envScale, err := strconv.ParseFloat(env("WORKSHOP_LIMIT_SCALE", "1"), 64)
 	if err != nil {
 		return c, fmt.Errorf("WORKSHOP_LIMIT_SCALE: %w", err)

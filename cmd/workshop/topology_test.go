@@ -617,28 +617,6 @@ func (l *errList) err() error {
 	return errors.Join(l.errs...)
 }
 
-// buildTimeout bounds go build. With a warm build cache it takes a second
-// or two; a cold cache on a loaded 2-core machine has taken two minutes,
-// which is why the build is not charged to the scenario's own timeout.
-const buildTimeout = 5 * time.Minute
-
-// buildWorkshop builds the binary as the Dockerfile does (static, trimmed)
-// into the test's temporary directory.
-func buildWorkshop(t *testing.T) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	start := time.Now()
-	defer func() { t.Logf("go build: %s", time.Since(start).Round(time.Millisecond)) }()
-	bin := filepath.Join(t.TempDir(), "workshop")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // instance is one workshop process.
 type instance struct {
 	name string

@@ -259,7 +259,19 @@ func TestRedisBusSubscriptionPerRoom(t *testing.T) {
 	})
 
 	unsubX1()
-	time.Sleep(50 * time.Millisecond)
+	// A fence instead of a pause: a message published after the
+	// unsubscribe reaches the other local subscriber, so the subscription
+	// is still there, and not the one that left.
+	if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 8}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "x's remaining subscriber", func() bool {
+		b, _ := x2.snapshot()
+		return len(b) == 2
+	})
+	if a, _ := x1.snapshot(); len(a) != 1 {
+		t.Errorf("the subscriber that left: got %d messages, want 1", len(a))
+	}
 	if got := numsub(ctx, t, admin, chX); got != 1 {
 		t.Errorf("one local subscriber of x left: %d subscriptions, want 1", got)
 	}
