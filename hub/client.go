@@ -356,9 +356,12 @@ func (h *Hub) serveConn(conn transport, roomID, addr string) {
 	}
 	ra, err := h.acquire(h.ctx, roomID)
 	if err != nil {
-		switch errorCode(err) {
-		case room.ENOTFOUND:
+		switch {
+		case errorCode(err) == room.ENOTFOUND:
 			closeNow(statusNotFound, "room not found")
+		case h.Draining():
+			// Upgraded before the drain began, hello after: go elsewhere.
+			closeNow(statusGoingAway, "server going away")
 		default:
 			closeNow(statusTryAgainLater, "room unavailable")
 		}

@@ -686,6 +686,28 @@ func TestMemShutdownBeforeHello(t *testing.T) {
 	}
 }
 
+// TestMemHelloDuringDrain: a connection upgraded before the drain began
+// whose hello comes during it is told to go elsewhere with 1001, as
+// PROTOCOL.md says, not 1013.
+func TestMemHelloDuringDrain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := startMemHub(t, ctx, nil)
+	late, _ := s.open(t, nil)
+	if err := late.waitFor(ctx, "the hello read", func() bool { return late.reading == 1 }); err != nil {
+		t.Fatal(err)
+	}
+	s.h.StartDrain()
+	late.send(map[string]any{"type": msgHello, "name": "Late"})
+	code, reason, frame, err := late.waitClosed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !frame || code != statusGoingAway || reason != "server going away" {
+		t.Fatalf("closed with %d %q (close frame %v), want 1001 \"server going away\"", code, reason, frame)
+	}
+}
+
 // field reads a field of m under its lock.
 func (m *memConn) field(f func() int) int {
 	m.mu.Lock()
