@@ -214,14 +214,6 @@ func (m *memConn) waitClosed(ctx context.Context) (code websocket.StatusCode, re
 	return m.code, m.reason, m.frame, err
 }
 
-// idle reports whether no Read or Write is in progress: the connection's
-// read and write loops have let go of it.
-func (m *memConn) idle() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.reading == 0 && m.writing == 0
-}
-
 // memLine is the test's view of one server message.
 type memLine struct {
 	Type    string `json:"type"`
