@@ -63,8 +63,9 @@ type RevealResult struct {
 	RatePerS   float64        `json:"ratePerS"` // achieved
 	Deliveries int            `json:"deliveries"`
 	Missed     int            `json:"missed"`
-	Dropped    int            `json:"dropped"` // connections the server closed during the run
-	Latency    Latency        `json:"latency"` // facilitator's send to attendee's receipt
+	Dropped    int            `json:"dropped"`    // connections the server closed during the run
+	Latency    Latency        `json:"latency"`    // facilitator's send to attendee's receipt
+	ServerCPUS float64        `json:"serverCpuS"` // CPU the servers (-server-pids) used from the first broadcast to the last answer
 	Errors     map[string]int `json:"errors,omitempty"`
 	Hostile    *HostileResult `json:"hostile,omitempty"` // hostile-resume only
 }
@@ -213,6 +214,9 @@ func revealRows(row func(string, string, string, ...any), scenario string, x *Re
 	row(scenario, "broadcasts", "%d %ss at %.1f/s", x.Broadcasts, x.Event, x.RatePerS)
 	row(scenario, "deliveries / missed / dropped", "%d / %d / %d", x.Deliveries, x.Missed, x.Dropped)
 	row(scenario, "latency p50 / p90 / p99 / max", "%s", x.Latency)
+	if x.ServerCPUS > 0 && x.Deliveries > 0 {
+		row(scenario, "server CPU", "%.2f s over the broadcasts, %.1f us per delivery", x.ServerCPUS, x.ServerCPUS*1e6/float64(x.Deliveries))
+	}
 	errorRows(row, scenario, x.Errors)
 	if h := x.Hostile; h != nil {
 		rate := 0.0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -241,6 +242,7 @@ func (b *bench) reveal(ctx context.Context, hostile bool) (*RevealResult, error)
 	// Commands go out on schedule without waiting for answers, as a
 	// facilitator clicking would; the answers (with the events' sequence
 	// numbers) are collected afterwards.
+	cpuBefore, cpuErr := serverCPU(cfg.pids)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.rate))
 	first, last := time.Now(), time.Now()
 	var timed, untimed []*pending
@@ -298,6 +300,9 @@ send:
 		sends[a.Seq] = p.sent
 	}
 	cancel()
+	if cpuAfter, err := serverCPU(cfg.pids); err == nil && cpuErr == nil && len(cfg.pids) > 0 {
+		res.ServerCPUS = (cpuAfter - cpuBefore).Seconds()
+	}
 	if d := last.Sub(first).Seconds(); len(timed) > 1 && d > 0 {
 		res.RatePerS = float64(len(timed)-1) / d
 	}
@@ -541,6 +546,40 @@ func (b *bench) idle(ctx context.Context) (*IdleResult, error) {
 		res.BytesPerConn = (after - before) / int64(at.joined)
 	}
 	return res, ctx.Err()
+}
+
+// clockTicks is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on every Linux this runs on).
+const clockTicks = 100
+
+// serverCPU sums the CPU time (user and system, every thread) the
+// processes have used; zero with no pids.
+func serverCPU(pids []int) (time.Duration, error) {
+	var ticks int64
+	for _, pid := range pids {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return 0, fmt.Errorf("server cpu: %w", err)
+		}
+		// The command name (field 2) may hold spaces; the fields after
+		// its closing parenthesis start with field 3.
+		i := bytes.LastIndexByte(data, ')')
+		if i < 0 {
+			return 0, fmt.Errorf("server cpu: cannot read /proc/%d/stat", pid)
+		}
+		f := strings.Fields(string(data[i+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("server cpu: cannot read /proc/%d/stat", pid)
+		}
+		for _, v := range f[11:13] { // utime, stime: fields 14 and 15
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("server cpu: /proc/%d/stat: %w", pid, err)
+			}
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 // residentBytes sums VmRSS over the processes.

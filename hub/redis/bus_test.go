@@ -91,10 +91,7 @@ func TestRedisBusOriginSkip(t *testing.T) {
 	busA := testBus(t, r, prefix, BusConfig{Instance: "a"})
 	busB := testBus(t, r, prefix, BusConfig{Instance: "b"})
 	s := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix, Bus: busA})
-	tr, created := newTestRoom(t)
-	if _, err := s.Create(ctx, tr.id, tr.code, created); err != nil {
-		t.Fatal(err)
-	}
+	tr := createTestRoom(ctx, t, s)
 	onA, onB := &recorder{}, &recorder{}
 	for bus, rec := range map[*Bus]*recorder{busA: onA, busB: onB} {
 		unsub, err := bus.Subscribe(ctx, tr.id, rec)
@@ -384,16 +381,8 @@ func TestRedisKillRestart(t *testing.T) {
 	prefix := testPrefix(t)
 	s := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix})
 	bus := testBus(t, r, prefix, BusConfig{ProbeInterval: 100 * time.Millisecond})
-	tr, created := newTestRoom(t)
-	if _, err := s.Create(ctx, tr.id, tr.code, created); err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	unsub, err := bus.Subscribe(ctx, tr.id, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	tr := createTestRoom(ctx, t, s)
+	rec := subscribeRecorder(ctx, t, bus, tr.id)
 	appendTo(ctx, t, s, tr, tr.decide(room.FacilitatorActor(), room.Command{Type: room.CmdStart}), nil)
 	for i := 1; i <= 20; i++ {
 		appendTo(ctx, t, s, tr, tr.decide(attendee(i), room.Command{Type: room.CmdAsk, Text: fmt.Sprintf("question %d", i)}), nil)
@@ -458,12 +447,7 @@ func TestRedisBusReconnectResync(t *testing.T) {
 	bus := testBus(t, r, prefix, BusConfig{})
 	peer := testBus(t, r, prefix, BusConfig{Instance: "peer"}) // another instance: a bus skips its own messages
 	admin := testRedisClient(t, r)
-	rec := &recorder{}
-	unsub, err := bus.Subscribe(ctx, "x", rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	rec := subscribeRecorder(ctx, t, bus, "x")
 	if err := admin.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -506,12 +490,7 @@ func TestRedisBusProbe(t *testing.T) {
 			}
 		}
 	}
-	rec := &recorder{}
-	unsub, err := bus.Subscribe(ctx, "x", rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	rec := subscribeRecorder(ctx, t, bus, "x")
 	waitProbeBack(ctx, t, bus, "while Redis is well")
 
 	// Pause Redis for longer than ProbeTimeout until the bus has counted a
@@ -581,16 +560,8 @@ func TestRedisBusDropHook(t *testing.T) {
 	drop := func(m hub.Message) bool { return len(m.Events) > 0 && m.Events[0].Seq == 3 }
 	bus := testBus(t, r, prefix, BusConfig{DropHook: drop})
 	s := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix})
-	tr, created := newTestRoom(t)
-	if _, err := s.Create(ctx, tr.id, tr.code, created); err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	unsub, err := bus.Subscribe(ctx, tr.id, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	tr := createTestRoom(ctx, t, s)
+	rec := subscribeRecorder(ctx, t, bus, tr.id)
 	appendTo(ctx, t, s, tr, tr.decide(room.FacilitatorActor(), room.Command{Type: room.CmdStart}), nil)
 	for i := 1; i <= 3; i++ {
 		appendTo(ctx, t, s, tr, tr.decide(attendee(i), room.Command{Type: room.CmdRaiseHand}), nil)
@@ -676,12 +647,7 @@ func TestRedisBusSubscribeTimeout(t *testing.T) {
 		t.Errorf("subscribe with Redis down: got %v, want hub.ErrUnavailable", err)
 	}
 	r.Restart()
-	rec := &recorder{}
-	unsub, err := bus.Subscribe(ctx, "x", rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	rec := subscribeRecorder(ctx, t, bus, "x")
 	waitFor(t, 5*time.Second, "delivery after the restart", func() bool {
 		if err := peer.Publish(ctx, hub.Message{Room: "x", Head: 1}); err != nil {
 			t.Fatal(err)

@@ -200,3 +200,26 @@ func seqRange(from, to uint64) []uint64 {
 	}
 	return out
 }
+
+// createTestRoom creates a test room in s.
+func createTestRoom(ctx context.Context, t *testing.T, s *Store) *testRoom {
+	t.Helper()
+	tr, created := newTestRoom(t)
+	if _, err := s.Create(ctx, tr.id, tr.code, created); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// subscribeRecorder subscribes a recorder to roomID on bus until the test
+// ends.
+func subscribeRecorder(ctx context.Context, t *testing.T, bus *Bus, roomID string) *recorder {
+	t.Helper()
+	rec := &recorder{}
+	unsub, err := bus.Subscribe(ctx, roomID, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unsub)
+	return rec
+}

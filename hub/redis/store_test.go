@@ -177,10 +177,7 @@ func TestRedisStoreConflict(t *testing.T) {
 	prefix := testPrefix(t)
 	s1 := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix})
 	s2 := NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix})
-	tr, created := newTestRoom(t)
-	if _, err := s1.Create(ctx, tr.id, tr.code, created); err != nil {
-		t.Fatal(err)
-	}
+	tr := createTestRoom(ctx, t, s1)
 	appendTo(ctx, t, s1, tr, tr.decide(room.FacilitatorActor(), room.Command{Type: room.CmdStart}), nil)
 	appendTo(ctx, t, s1, tr, tr.decide(attendee(0), room.Command{Type: room.CmdAsk, Text: "Why?"}), nil)
 	for round := range 20 {
@@ -235,16 +232,8 @@ func TestRedisStoreConcurrentAppends(t *testing.T) {
 		NewStore(testRedisClient(t, r), StoreConfig{KeyPrefix: prefix}),
 	}
 	bus := testBus(t, r, prefix, BusConfig{})
-	tr, created := newTestRoom(t)
-	if _, err := stores[0].Create(ctx, tr.id, tr.code, created); err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{}
-	unsub, err := bus.Subscribe(ctx, tr.id, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unsub()
+	tr := createTestRoom(ctx, t, stores[0])
+	rec := subscribeRecorder(ctx, t, bus, tr.id)
 	appendTo(ctx, t, stores[0], tr, tr.decide(room.FacilitatorActor(), room.Command{Type: room.CmdStart}), nil)
 	appendTo(ctx, t, stores[0], tr, tr.decide(attendee(0), room.Command{Type: room.CmdAsk, Text: "Why?"}), nil)
 	base := tr.st.Seq
@@ -368,10 +357,7 @@ func TestRedisStoreClosedRoomTTL(t *testing.T) {
 		return out
 	}
 	setup := func() *testRoom {
-		tr, created := newTestRoom(t)
-		if _, err := s.Create(ctx, tr.id, tr.code, created); err != nil {
-			t.Fatal(err)
-		}
+		tr := createTestRoom(ctx, t, s)
 		ev := tr.decide(fac, room.Command{Type: room.CmdStart})
 		appendTo(ctx, t, s, tr, ev, tr.st.Clone()) // a snapshot, so that :snap exists
 		return tr
