@@ -40,7 +40,8 @@ func (w *walker) rawDial(ctx context.Context, path, src string, rcvbuf int) (*ra
 	}
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
-	_ = c.SetDeadline(time.Now().Add(replyTimeout))
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
 		path, w.cfg.base.Host, base64.StdEncoding.EncodeToString(nonce))
 	br := bufio.NewReader(c)
@@ -54,7 +55,10 @@ func (w *walker) rawDial(ctx context.Context, path, src string, rcvbuf int) (*ra
 		c.Close()
 		return nil, fmt.Errorf("upgrade: HTTP %d", resp.StatusCode)
 	}
-	_ = c.SetDeadline(time.Time{})
+	if !stop() {
+		c.Close()
+		return nil, ctx.Err()
+	}
 	return &rawConn{c: c, br: br}, nil
 }
 
@@ -112,11 +116,13 @@ func (r *rawConn) readFrame() (fin bool, opcode byte, payload []byte, err error)
 	return
 }
 
-// readUntilClose reads messages until the close frame and answers how
-// many messages came and the close code and reason (-1 without a close
-// frame).
-func (r *rawConn) readUntilClose(d time.Duration) (msgs int, code int, reason string) {
-	_ = r.c.SetReadDeadline(time.Now().Add(d))
+// readUntilClose reads messages until the close frame, or until ctx ends
+// (the walk's own bound, not a guess of how fast the server is), and
+// answers how many messages came and the close code and reason (-1
+// without a close frame).
+func (r *rawConn) readUntilClose(ctx context.Context) (msgs int, code int, reason string) {
+	stop := context.AfterFunc(ctx, func() { _ = r.c.SetReadDeadline(time.Now()) })
+	defer stop()
 	for {
 		fin, op, p, err := r.readFrame()
 		if err != nil {
