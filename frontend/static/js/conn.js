@@ -366,7 +366,8 @@ export class Conn {
     if (!force && now - this.lastResumeAt < resumeEvery) return;
     if (!this.welcomed) return;
     this.lastResumeAt = now;
-    this.write({ type: 'resume', epoch: this.epoch, seq: this.seq });
+    this.resumes = (this.resumes || 0) + 1;
+    this.write({ type: 'resume', id: 'resume-' + this.resumes, epoch: this.epoch, seq: this.seq });
   }
 
   onError(msg) {
@@ -382,6 +383,15 @@ export class Conn {
     if (p) {
       this.pending.delete(msg.id);
       p.reject(new CommandError(msg.code, msg.message, msg.retryAfter));
+      return;
+    }
+    if (msg.code === 'rate_limited' && msg.id) {
+      // A refused resume or ping is the connection's business, not the
+      // person's: ask again when the server says (PROTOCOL.md, "resume");
+      // a refused ping is followed by the next one anyway.
+      if (msg.id.startsWith('resume-')) {
+        setTimeout(() => this.resume(true), Math.max(250, msg.retryAfter || 1000));
+      }
       return;
     }
     this.notice.value = { text: msg.message || msg.code || 'Something went wrong.', at: Date.now() };
