@@ -35,7 +35,7 @@ const (
 	defaultLookupBurst   = 30
 
 	buildTimeout = 5 * time.Minute  // go build with a cold cache on a loaded machine
-	walkTimeout  = 90 * time.Second // the walk takes about 25 s
+	walkTimeout  = 5 * time.Minute  // the bound of a hung walk; it takes about 20 s idle, over 2 min with both cores busy
 	exitTimeout  = 30 * time.Second // the server's exit after the walk's SIGTERM
 )
 
