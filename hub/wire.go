@@ -110,6 +110,11 @@ func decodeClientMessage(data []byte, limit int) (clientMessage, error) {
 	if m.Type == "" {
 		return m, room.Errorf(room.EINVALID, "type: required")
 	}
+	// An empty order says what a missing one does; one form keeps a
+	// command the same however a client spells it.
+	if len(m.Order) == 0 {
+		m.Order = nil
+	}
 	if takes, ok := envelopeFields[m.Type]; ok {
 		if len(m.ID) > maxCommandIDLen {
 			return m, room.Errorf(room.EINVALID, "id: at most %d characters", maxCommandIDLen)
