@@ -50,11 +50,20 @@ func teamParticipant(id string) string { return teamParticipantPrefix + id }
 // CarriesResult reports whether Result can answer anything for a command
 // of type cmdType, so that a retried command of another type needs no look
 // at its events.
-func CarriesResult(cmdType string) bool { return cmdType == CmdAsk || cmdType == CmdAddTeam }
+func CarriesResult(cmdType string) bool {
+	switch cmdType {
+	case CmdAsk, CmdAddTeam, CmdUpvote, CmdUnvote:
+		return true
+	}
+	return false
+}
 
 // Result is what the acknowledgement of a command carries that the domain
 // knows, taken from the events the command produced (the last is enough):
-// the id of the question an ask posted, the id of the team add_team added.
+// the id of the question an ask posted, the id of the team add_team added,
+// the count a vote left and whether the voter now votes for the question
+// (attendees get others' votes as tallies, a tick later: the voter's page
+// shows its own at once).
 // It is the same whether the command was decided just now or long ago on
 // another instance, so a retried command is answered alike. Other commands
 // carry none (nil). The hub adds what only it knows: fresh keys.
@@ -68,6 +77,8 @@ func Result(cmdType string, events []Event) map[string]any {
 		return map[string]any{"question": last.QuestionID}
 	case cmdType == CmdAddTeam && last.Type == EvTeamAdded:
 		return map[string]any{"team": last.Team}
+	case (cmdType == CmdUpvote || cmdType == CmdUnvote) && (last.Type == EvUpvoted || last.Type == EvUnvoted):
+		return map[string]any{"question": last.QuestionID, "votes": last.Count, "voted": last.Type == EvUpvoted}
 	}
 	return nil
 }

@@ -1,0 +1,155 @@
+package room
+
+// Tallies: what an audience receives of a run of high-volume audience
+// actions (votes, reports, hands). The log keeps every action; a client
+// that is not the facilitator gets the totals they changed, as the state at
+// the end of the run shows them, so a storm of votes costs one message per
+// client per tick instead of one per vote.
+
+// Tallied reports whether e is audience traffic that clients other than the
+// facilitator receive as totals in a Tally rather than one by one.
+func Tallied(e Event) bool {
+	switch e.Type {
+	case EvUpvoted, EvUnvoted, EvReported, EvHandRaised, EvHandLowered:
+		return true
+	}
+	return false
+}
+
+// Tally stands for the events From..Seq, all of them Tallied: it carries
+// the totals those events changed, cut to one audience. Applying it to a
+// client's copy at any sequence from From-1 to Seq-1 gives what a snapshot
+// at Seq shows that audience of those totals.
+type Tally struct {
+	From  uint64          `json:"from"`
+	Seq   uint64          `json:"seq"`
+	Votes []QuestionVotes `json:"votes,omitempty"`
+	// Hands is the whole hand queue at Seq when the run raised or lowered
+	// a hand, nil otherwise.
+	Hands []Hand `json:"hands,omitempty"`
+	// HandsChanged tells an empty queue (every hand lowered) from no change.
+	HandsChanged bool `json:"handsChanged,omitempty"`
+}
+
+// QuestionVotes is one question's vote count at the end of a tally. Voted
+// and Reported are the audience's own vote and report, set only where the
+// audience itself voted, took its vote back or reported in the run. Hidden
+// marks a question the audience voted on that it no longer sees: the
+// entry tells its own vote and nothing else (Votes is 0), so that its page
+// shows the vote again if the question comes back, as a snapshot would.
+type QuestionVotes struct {
+	Question string `json:"question"`
+	Votes    int    `json:"votes"`
+	Voted    *bool  `json:"voted,omitempty"`
+	Reported bool   `json:"reported,omitempty"`
+	Hidden   bool   `json:"hidden,omitempty"`
+}
+
+// TallyFor cuts events, a contiguous run of Tallied events, to aud: the
+// vote counts the run left on the questions it touched (each upvoted and
+// unvoted event carries its new total), aud's own vote and report on them,
+// and hands, the queue at the run's end, if the run moved it. end is the
+// room's state at or after the run's end: a question aud does not see
+// there is left out, as Redact leaves out what a range takes back. It
+// names no voter and no reporter other than aud itself.
+func TallyFor(events []Event, hands []Hand, end *State, aud Audience) Tally {
+	t := Tally{}
+	if len(events) == 0 {
+		return t
+	}
+	t.From, t.Seq = events[0].Seq, events[len(events)-1].Seq
+	at := map[string]int{} // question id -> index in t.Votes
+	for _, e := range events {
+		switch e.Type {
+		case EvHandRaised, EvHandLowered:
+			t.HandsChanged = true
+			continue
+		case EvUpvoted, EvUnvoted, EvReported:
+		default:
+			continue
+		}
+		self := aud.isSelf(e.Participant)
+		if e.Type == EvReported && !self {
+			continue // a report is the reporter's and the facilitator's business
+		}
+		q, ok := end.Question(e.QuestionID)
+		if !ok {
+			continue
+		}
+		hidden := viewQuestion(q, aud) == nil
+		if hidden && !self {
+			continue
+		}
+		i, seen := at[q.ID]
+		if !seen {
+			i = len(t.Votes)
+			at[q.ID] = i
+			t.Votes = append(t.Votes, QuestionVotes{Question: q.ID, Votes: q.Votes, Hidden: hidden})
+			if hidden {
+				t.Votes[i].Votes = 0
+			}
+		}
+		v := &t.Votes[i]
+		switch {
+		case e.Type == EvReported:
+			v.Reported = true
+		case self:
+			voted := e.Type == EvUpvoted
+			v.Voted = &voted
+		}
+		if e.Type != EvReported && !hidden {
+			v.Votes = e.Count
+		}
+	}
+	if t.HandsChanged {
+		t.Hands = append([]Hand{}, hands...)
+	}
+	return t
+}
+
+// TallyPersonal reports whether participant's cut of events may differ
+// from its class's: it voted or reported in them.
+func TallyPersonal(events []Event, participant string) bool {
+	for _, e := range events {
+		if e.Participant == participant && (e.Type == EvUpvoted || e.Type == EvUnvoted || e.Type == EvReported) {
+			return true
+		}
+	}
+	return false
+}
+
+// ApplyTally applies t to v, a view of the room for the audience of
+// participant at a sequence from t.From-1 on, as a client does: the counts,
+// participant's own vote and report, the hand queue, the sequence.
+func ApplyTally(v *State, t Tally, participant string) {
+	v.Seq = t.Seq
+	for _, qv := range t.Votes {
+		q, ok := v.Question(qv.Question)
+		if !ok {
+			continue
+		}
+		if participant != "" && qv.Voted != nil {
+			if *qv.Voted {
+				if q.Voters == nil {
+					q.Voters = map[string]bool{}
+				}
+				q.Voters[participant] = true
+			} else {
+				delete(q.Voters, participant)
+			}
+		}
+		if qv.Hidden {
+			continue
+		}
+		q.Votes = qv.Votes
+		if participant != "" && qv.Reported {
+			if q.Reporters == nil {
+				q.Reporters = map[string]bool{}
+			}
+			q.Reporters[participant] = true
+		}
+	}
+	if t.HandsChanged {
+		v.Hands = append([]Hand{}, t.Hands...)
+	}
+}
