@@ -31,7 +31,8 @@ type roomActor struct {
 
 	refs     int // guarded by h.mu
 	stopOnce sync.Once
-	head     atomic.Uint64 // newest committed sequence known here, for pongs
+	head     atomic.Uint64 // newest committed sequence known here, for the facilitator's pongs
+	shown    atomic.Uint64 // newest sequence every local client has been sent, for the others' pongs (a tally may hold votes back)
 
 	// ---- owned by the run goroutine ----
 	unsubscribe func()
@@ -64,6 +65,8 @@ type roomActor struct {
 	personalEpoch string
 	personalSeq   uint64
 	personalBytes int
+	// tally holds votes, reports and hands on their way to attendees.
+	tally tallyState
 	// facKey is the facilitator key the last facilitator joined with (or
 	// the one a rotation made), kept in memory only, to derive team keys.
 	facKey string
@@ -123,6 +126,7 @@ func (ra *roomActor) load(ctx context.Context) error {
 	}
 	ra.state, ra.epoch, ra.broadcast = st, epoch, st.Seq
 	ra.head.Store(st.Seq)
+	ra.shown.Store(st.Seq)
 	return nil
 }
 
@@ -176,6 +180,7 @@ func (ra *roomActor) submit(r cmdReq) bool {
 func (ra *roomActor) run() {
 	defer close(ra.done)
 	defer ra.h.m.rooms.Dec()
+	defer ra.dropTally()
 	defer func() {
 		if ra.unsubscribe != nil {
 			ra.unsubscribe()
@@ -193,6 +198,8 @@ func (ra *roomActor) run() {
 			f()
 		case <-ra.busSig:
 			ra.drainBus()
+		case <-ra.tally.due:
+			ra.flushTally()
 		case r := <-ra.cmds:
 			batch := []cmdReq{r}
 		more:

@@ -520,7 +520,7 @@ func (c *Client) handle(typ websocket.MessageType, data []byte) {
 			return
 		}
 		c.h.m.clientMessages.WithLabelValues(msgPing, "ok").Inc()
-		c.enqueue(mustJSON(pongMsg{Type: msgPong, ID: m.ID, T: m.T, Now: c.h.cfg.Now().UnixMilli(), Seq: c.ra.head.Load()}))
+		c.enqueue(mustJSON(pongMsg{Type: msgPong, ID: m.ID, T: m.T, Now: c.h.cfg.Now().UnixMilli(), Seq: c.pongSeq()}))
 	case msgResume:
 		if c.resume == nil {
 			c.resume = &resumer{}

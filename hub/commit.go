@@ -79,6 +79,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 	for attempt := 1; ; attempt++ {
 		now := ra.h.cfg.Now()
 		base := ra.state.Seq
+		tent := room.NewTentative(ra.state)
 		var events []room.Event
 		var acks []pendingAck
 		for i, r := range batch {
@@ -108,7 +109,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 				answered[i] = true
 				continue
 			}
-			if err := room.Apply(ra.state, evs); err != nil {
+			if err := tent.Apply(evs); err != nil {
 				ra.reject(out, r, err)
 				answered[i] = true
 				continue
@@ -139,23 +140,30 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			ra.committed(events, out)
 			return
 		}
-		// The state holds events that may not be committed: start again
-		// from the store, which also fans out whatever others committed.
-		ra.broken = true
-		if errors.Is(err, ErrSeqConflict) {
+		// The state holds events that are not committed. Lost to another
+		// instance, a batch of votes, reports and hands is taken back and
+		// the state catches up with the winner's events alone (votes
+		// commute: the batch then decides again on top of them); anything
+		// else, or a store that failed, starts again from the store. Either
+		// way whatever others committed is fanned out.
+		conflict := errors.Is(err, ErrSeqConflict)
+		if !conflict || !tent.Revert() {
+			ra.broken = true
+		}
+		if conflict {
 			ra.h.m.appendConflict.Inc()
 		} else {
 			ra.h.m.storeErrors.Inc()
 			ra.h.log.Warn("hub: append failed", "room", ra.id, "err", err)
 		}
-		if errors.Is(err, ErrSeqConflict) && attempt < maxAppendAttempts {
+		if conflict && attempt < maxAppendAttempts {
 			// Two instances that keep colliding in a vote storm tend to
 			// stay in step; a short random pause before reading what the
 			// winner committed breaks the step.
 			time.Sleep(rand.N(time.Duration(attempt) * appendBackoff))
 		}
 		ra.resync("append failed")
-		if ra.broken || attempt >= maxAppendAttempts || !errors.Is(err, ErrSeqConflict) {
+		if ra.broken || ra.lagging || attempt >= maxAppendAttempts || !conflict {
 			// An unavailable store may still have committed (a timeout after
 			// the write): the reload above tells, and a retried command
 			// with the same id is then acknowledged, not applied twice.

@@ -23,6 +23,13 @@ func (ra *roomActor) fanout(events []room.Event) {
 	if n := len(ra.recent) - recentEvents; n > 0 {
 		ra.recent = slices.Delete(ra.recent, 0, n)
 	}
+	// Votes, reports and hands alone wait for the room's next tally;
+	// anything else first sends the tally in the making, so that every
+	// client sees sequences in order.
+	held := ra.holdForTally(events)
+	if !held {
+		ra.flushTally()
+	}
 	enc := newEventEncoder(events, ra.state)
 	// Attendees whose own twin of an event differs from their class's (the
 	// domain names them: the author of a pending or anonymous question, a
@@ -33,8 +40,9 @@ func (ra *roomActor) fanout(events []room.Event) {
 			personal[pid] = true
 		}
 	}
+	n := 0
 	for class, members := range ra.byClass {
-		if len(members) == 0 {
+		if len(members) == 0 || held && ra.tallies(class) {
 			continue
 		}
 		frame := eventsFrame(ra.epoch, enc.encodeFor(room.ClassAudience(class)))
@@ -43,16 +51,21 @@ func (ra *roomActor) fanout(events []room.Event) {
 				continue // gets a frame of its own below
 			}
 			c.enqueue(frame)
+			n++
 		}
 	}
 	for pid := range personal {
 		for c := range ra.byPeer[pid] {
-			if c.class == room.ClassPublic {
+			if c.class == room.ClassPublic && !held {
 				c.enqueue(eventsFrame(ra.epoch, enc.encodeFor(c.aud)))
+				n++
 			}
 		}
 	}
-	ra.h.m.deliveries.Add(float64(len(ra.clients)))
+	if !held {
+		ra.shown.Store(ra.broadcast)
+	}
+	ra.h.m.deliveries.Add(float64(n))
 	ra.h.m.fanoutSeconds.Observe(time.Since(start).Seconds())
 }
 

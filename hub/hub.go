@@ -60,6 +60,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// SnapshotEvery is how many events pass between stored snapshots (100).
 	SnapshotEvery int
+	// TallyInterval is the shortest time between two tallies a room sends
+	// its attendees (250 ms; PROTOCOL.md, "Tallies"). Negative turns
+	// tallies off: every client gets every event.
+	TallyInterval time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// Metrics receives counters; nil means none.
@@ -92,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SnapshotEvery <= 0 {
 		c.SnapshotEvery = defaultSnapshotEvery
+	}
+	if c.TallyInterval == 0 {
+		c.TallyInterval = defaultTallyInterval
 	}
 	if c.Now == nil {
 		c.Now = time.Now

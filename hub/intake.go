@@ -132,6 +132,7 @@ func (ra *roomActor) resync(why string) {
 			return
 		}
 	}
+	ra.h.m.reloads.Inc()
 	st, epoch, err := ra.h.store.Load(ctx, ra.id)
 	if err != nil {
 		ra.broken = true
@@ -165,7 +166,9 @@ func (ra *roomActor) resync(why string) {
 // change, or when the missed events cannot be listed.
 func (ra *roomActor) resnapshotAll() {
 	ra.recent = nil
+	ra.dropTally()
 	ra.broadcast = ra.state.Seq
+	ra.shown.Store(ra.broadcast)
 	clear(ra.snapCache)
 	for c := range ra.clients {
 		c.enqueue(ra.snapshotFor(c))

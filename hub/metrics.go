@@ -20,6 +20,7 @@ type Metrics struct {
 	busLagSeconds  prometheus.Histogram
 	storeErrors    prometheus.Counter
 	appendConflict prometheus.Counter
+	reloads        prometheus.Counter
 }
 
 // NewMetrics creates the instruments and registers them with reg when it is
@@ -67,10 +68,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		appendConflict: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "workshop_append_conflicts_total", Help: "Appends that lost a race to another instance and were retried.",
 		}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "workshop_room_reloads_total", Help: "Rooms read whole from the store again after a failure or a lost race (a lost race of votes alone costs none).",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.rooms, m.commands, m.clientMessages, m.fanoutSeconds, m.deliveries,
-			m.slowCloses, m.busErrors, m.publishDrops, m.busGaps, m.busLagSeconds, m.storeErrors, m.appendConflict)
+			m.slowCloses, m.busErrors, m.publishDrops, m.busGaps, m.busLagSeconds, m.storeErrors, m.appendConflict, m.reloads)
 	}
 	return m
 }

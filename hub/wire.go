@@ -31,13 +31,14 @@ const (
 	msgAck      = "ack"
 	msgError    = "error"
 	msgPong     = "pong"
+	msgTally    = "tally"
 )
 
 // ClientMessageTypes and ServerMessageTypes list the envelope types for the
 // documentation check; commands are room.CommandTypes.
 var (
 	ClientMessageTypes = []string{msgHello, msgResume, msgPing}
-	ServerMessageTypes = []string{msgWelcome, msgSnapshot, msgEvents, msgPresence, msgAck, msgError, msgPong}
+	ServerMessageTypes = []string{msgWelcome, msgSnapshot, msgEvents, msgPresence, msgAck, msgError, msgPong, msgTally}
 )
 
 // Limits of client messages.

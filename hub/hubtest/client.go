@@ -60,6 +60,7 @@ type Client struct {
 	seq       uint64
 	frames    [][]byte
 	eventLog  []room.Event // every event applied, in order
+	tallies   int          // tally frames applied
 	snapshots int
 	presence  room.Presence
 	waiting   map[string]chan Reply
@@ -233,17 +234,26 @@ func (c *Client) handle(line []byte) {
 			}
 			if e.Seq != c.seq+1 {
 				c.gaps++
-				go func(epoch string, seq uint64) {
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					defer cancel()
-					_ = c.SendRaw(ctx, map[string]any{"type": "resume", "epoch": epoch, "seq": seq})
-				}(c.epoch, c.seq)
+				go c.resume(c.epoch, c.seq)
 				break
 			}
 			room.Evolve(c.state, e)
 			c.seq = e.Seq
 			c.eventLog = append(c.eventLog, e)
 		}
+	case "tally":
+		var t room.Tally
+		if err := json.Unmarshal(line, &t); err != nil || c.state == nil || t.Seq <= c.seq {
+			return
+		}
+		if t.From > c.seq+1 {
+			c.gaps++
+			go c.resume(c.epoch, c.seq)
+			return
+		}
+		room.ApplyTally(c.state, t, c.welcome.Participant)
+		c.seq = t.Seq
+		c.tallies++
 	case "presence":
 		if env.Presence != nil {
 			c.presence = *env.Presence
@@ -256,6 +266,13 @@ func (c *Client) handle(line []byte) {
 			ch <- r
 		}
 	}
+}
+
+// resume asks for what follows (epoch, seq): the client saw a gap.
+func (c *Client) resume(epoch string, seq uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.SendRaw(ctx, map[string]any{"type": "resume", "epoch": epoch, "seq": seq})
 }
 
 func (c *Client) waitUntil(ctx context.Context, cond func() bool) error {
@@ -373,6 +390,13 @@ func (c *Client) Events() []room.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]room.Event(nil), c.eventLog...)
+}
+
+// Tallies counts the tally frames applied.
+func (c *Client) Tallies() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tallies
 }
 
 // Snapshots counts the snapshots received.
