@@ -369,6 +369,14 @@ type stateCase struct {
 	Me       room.Audience   `json:"me"`
 	Snapshot json.RawMessage `json:"snapshot"`
 	Events   []room.Event    `json:"events"`
+	// Steps, when set, come after Events: each an event or a tally, as
+	// the hub sends them to a class that gets tallies.
+	Steps []stateStep `json:"steps,omitempty"`
+}
+
+type stateStep struct {
+	Event *room.Event `json:"event,omitempty"`
+	Tally *room.Tally `json:"tally,omitempty"`
 }
 
 // stateRunner is the test page: it imports state.js, applies every case
@@ -379,13 +387,14 @@ const stateRunner = `<!doctype html>
 <title>state.js</title>
 <script type="module">
 try {
-  const { normalize, applyEvent } = await import('/static/js/state.js');
+  const { normalize, applyEvent, applyTally } = await import('/static/js/state.js');
   const cases = await (await fetch('/cases.json')).json();
   const out = [];
   for (const c of cases) {
     let s = c.snapshot ? normalize(c.snapshot) : {};
     if (c.snapshot) s.seq = c.snapshot.seq;
     for (const e of c.events || []) s = applyEvent(s, e, c.me);
+    for (const st of c.steps || []) s = st.tally ? applyTally(s, st.tally, c.me) : applyEvent(s, st.event, c.me);
     out.push(JSON.stringify(s));
   }
   window.results = JSON.stringify(out);
@@ -406,6 +415,36 @@ func (l *stateLog) cut(aud room.Audience, ends []int) []room.Event {
 		for ; i <= end; i++ {
 			out = append(out, room.Redact(l.log[i], aud, l.ends[end]))
 		}
+	}
+	return out
+}
+
+// tallied is the events of l after room_created as the hub sends them to
+// a class that gets tallies: each run of room.Tallied events (split at
+// random, as ticks split them) as one tally, every other event live. A run
+// is cut against the state at its end or, when late, after the event that
+// follows it, as the hub cuts a tally that the next event flushes.
+func (l *stateLog) tallied(aud room.Audience, rng *rand.Rand, late bool) []stateStep {
+	var out []stateStep
+	last := len(l.log) - 1
+	for i := 1; i <= last; {
+		if !room.Tallied(l.log[i]) {
+			e := room.Redact(l.log[i], aud, l.ends[i])
+			out = append(out, stateStep{Event: &e})
+			i++
+			continue
+		}
+		j := i
+		for j < last && room.Tallied(l.log[j+1]) && rng.IntN(5) > 0 {
+			j++
+		}
+		end := j
+		if late && j < last {
+			end = j + 1
+		}
+		t := room.TallyFor(l.log[i:j+1], l.ends[j].Hands, l.ends[end], aud)
+		out = append(out, stateStep{Tally: &t})
+		i = j + 1
 	}
 	return out
 }
@@ -481,6 +520,15 @@ func TestStateJS(t *testing.T) {
 			if l.name == "takebacks" {
 				for k := 1; k < last; k++ {
 					add(fmt.Sprintf("split after seq %d", l.log[k].Seq), []int{k, last})
+				}
+			}
+
+			// (e) as a class that gets tallies: runs of votes, reports and
+			// hands as tallies, cut at their end and late.
+			if a.name != "facilitator" {
+				for _, late := range []bool{false, true} {
+					c := stateCase{Name: fmt.Sprintf("%s, %s, tallied (late %v)", l.name, a.name, late), Me: a.aud, Snapshot: snap, Steps: l.tallied(a.aud, rng, late)}
+					cases, wants = append(cases, c), append(wants, want)
 				}
 			}
 

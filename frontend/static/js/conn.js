@@ -11,7 +11,7 @@
 
 import { signal, batch } from '../vendor/signals.module.js';
 import { randomId } from './lib.js';
-import { applyEvent, normalize } from './state.js';
+import { applyEvent, applyOwnVote, applyTally, normalize } from './state.js';
 
 // Timings, in milliseconds. pingEvery < silentLimit: a healthy connection
 // always hears a pong before it is judged dead.
@@ -265,6 +265,9 @@ export class Conn {
       case 'events':
         this.applyEvents(msg);
         break;
+      case 'tally':
+        this.applyTally(msg);
+        break;
       case 'presence':
         this.presence.value = msg.presence;
         break;
@@ -272,6 +275,11 @@ export class Conn {
         const p = this.pending.get(msg.id);
         if (p) {
           this.pending.delete(msg.id);
+          // Others get a vote in the next tally; the voter sees it now.
+          if (this.state && msg.result && typeof msg.result.voted === 'boolean') {
+            this.state = applyOwnVote(this.state, msg.result, this.me.value);
+            this.schedulePublish();
+          }
           p.resolve(msg.result || {});
         }
         break;
@@ -305,19 +313,42 @@ export class Conn {
       applied.push(e);
     }
     if (!applied.length) return;
-    // A burst of events (votes, say) arrives as many messages: render them
-    // together rather than once per message.
-    if (!this.publishTimer) {
-      this.publishTimer = setTimeout(() => {
-        this.publishTimer = 0;
-        this.publish();
-      }, renderEvery);
-    }
+    this.schedulePublish();
     batch(() => {
       for (const e of applied) this.noteEvent(e);
     });
     for (const e of applied) {
       for (const fn of this.listeners) fn(e, this.state);
+    }
+  }
+
+  // applyTally applies a tally: totals at msg.seq standing for the events
+  // msg.from to msg.seq, so a copy anywhere in that range takes them; one
+  // further behind has missed events and resumes.
+  applyTally(msg) {
+    if (!this.state) return; // a snapshot is on its way
+    if (msg.epoch && this.epoch && msg.epoch !== this.epoch) {
+      this.resume(true);
+      return;
+    }
+    if (msg.seq <= this.seq) return; // already have it
+    if (msg.from > this.seq + 1) {
+      this.resume(false);
+      return;
+    }
+    this.state = applyTally(this.state, msg, this.me.value);
+    this.seq = msg.seq;
+    this.schedulePublish();
+  }
+
+  // schedulePublish renders soon: a burst of messages (votes, say) is
+  // rendered together rather than once per message.
+  schedulePublish() {
+    if (!this.publishTimer) {
+      this.publishTimer = setTimeout(() => {
+        this.publishTimer = 0;
+        this.publish();
+      }, renderEvery);
     }
   }
 

@@ -77,6 +77,14 @@ function putQuestion(s, q, me) {
   else s.questions.splice(i, 0, c);
 }
 
+// setVote records whether participant votes for q, in a new voters object
+// so that pages holding the old one render again.
+function setVote(q, participant, voted) {
+  q.voters = Object.assign({}, q.voters);
+  if (voted) q.voters[participant] = true;
+  else delete q.voters[participant];
+}
+
 function isOwnTeam(me, team) {
   return me && me.role === 'team' && me.team === team;
 }
@@ -190,11 +198,7 @@ export function applyEvent(s, e, me) {
       const named = !!e.participant && (fac || (me && e.participant === me.participant));
       if (q) {
         q.votes = e.count || 0;
-        if (named) {
-          q.voters = Object.assign({}, q.voters);
-          if (e.type === 'upvoted') q.voters[e.participant] = true;
-          else delete q.voters[e.participant];
-        }
+        if (named) setVote(q, e.participant, e.type === 'upvoted');
       } else if (named && !fac) {
         // Its own vote on a question this client does not hold.
         if (e.type === 'upvoted') withheldOf(s).votes[e.question] = true;
@@ -277,6 +281,50 @@ export function applyEvent(s, e, me) {
       // 'private' and anything newer than this page: only the sequence moves.
       break;
   }
+  return s;
+}
+
+// applyTally applies a `tally` (PROTOCOL.md, "Tallies") to s in place: the
+// new vote counts, this client's own vote and report, and the hand queue.
+// The totals are the room's at t.seq, so it applies to a copy at any
+// sequence from t.from - 1 on; the caller checks that.
+export function applyTally(s, t, me) {
+  s.seq = t.seq;
+  const self = me && me.participant;
+  for (const v of t.votes || []) {
+    const q = findQuestion(s, v.question);
+    if (q && v.hidden) {
+      // Hidden from this client by an event that follows: only its own
+      // vote moves, and that event keeps it for a restore.
+      if (self && typeof v.voted === 'boolean') {
+        setVote(q, self, v.voted);
+      }
+      continue;
+    }
+    if (!q) {
+      if (self && typeof v.voted === 'boolean') {
+        if (v.voted) withheldOf(s).votes[v.question] = true;
+        else delete withheldOf(s).votes[v.question];
+      }
+      continue;
+    }
+    q.votes = v.votes || 0;
+    if (self && typeof v.voted === 'boolean') {
+      setVote(q, self, v.voted);
+    }
+    if (self && v.reported) q.reporters = Object.assign({}, q.reporters, { [self]: true });
+  }
+  if (t.handsChanged) s.hands = (t.hands || []).slice();
+  return s;
+}
+
+// applyOwnVote shows this client's own vote as its ack answered it
+// (result: {question, votes, voted}), before the tally that carries it.
+export function applyOwnVote(s, result, me) {
+  const q = findQuestion(s, result.question);
+  if (!q || !me || !me.participant || typeof result.voted !== 'boolean') return s;
+  q.votes = result.votes || 0;
+  setVote(q, me.participant, result.voted);
   return s;
 }
 
