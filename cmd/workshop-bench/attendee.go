@@ -153,10 +153,11 @@ func (a *attendee) handle(line []byte, now int64) {
 		if a.record {
 			a.recordSeqs(line, now)
 		}
-		if c := maxIntField(line, `"count":`); c > a.maxCount.Load() {
-			a.maxCount.Store(c)
-			a.countAt.Store(now)
-		}
+		a.sawCount(maxIntField(line, `"count":`), now)
+	case "tally":
+		// Votes reach attendees as tallies (PROTOCOL.md): the bench has
+		// one question, so the largest count is its count.
+		a.sawCount(maxIntField(line, `"votes":`), now)
 	case "ack":
 		a.gotAnswer(voteAnswer{code: "ack"})
 	case "error":
@@ -165,6 +166,14 @@ func (a *attendee) handle(line []byte, now int64) {
 			code = "error"
 		}
 		a.gotAnswer(voteAnswer{code: code, retryAfter: maxIntField(line, `"retryAfter":`)})
+	}
+}
+
+// sawCount notes a vote count shown at now.
+func (a *attendee) sawCount(c, now int64) {
+	if c > a.maxCount.Load() {
+		a.maxCount.Store(c)
+		a.countAt.Store(now)
 	}
 }
 
