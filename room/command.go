@@ -212,21 +212,26 @@ type Command struct {
 	Present bool `json:"-"`
 }
 
+// clientFields names Command's client fields in their order; setFields
+// says which of them a command sets.
+var clientFields = [...]string{"aspect", "team", "participant", "question", "level", "rationale",
+	"text", "name", "anonymous", "on", "seconds", "action", "order"}
+
+// setFields reports, for each of clientFields, whether c sets it (at a
+// non-zero value). An array, not a slice: checking a command's fields
+// allocates nothing.
+func (c Command) setFields() [len(clientFields)]bool {
+	return [...]bool{c.Aspect != "", c.Team != "", c.Participant != "", c.Question != "", c.Level != 0,
+		c.Rationale != "", c.Text != "", c.Name != "", c.Anonymous, c.On, c.Seconds != 0, c.Action != 0, len(c.Order) > 0}
+}
+
 // Fields answers the JSON names of the client fields c sets (at a
 // non-zero value), in the order of Command.
 func (c Command) Fields() []string {
 	var out []string
-	for _, f := range []struct {
-		set  bool
-		name string
-	}{
-		{c.Aspect != "", "aspect"}, {c.Team != "", "team"}, {c.Participant != "", "participant"},
-		{c.Question != "", "question"}, {c.Level != 0, "level"}, {c.Rationale != "", "rationale"},
-		{c.Text != "", "text"}, {c.Name != "", "name"}, {c.Anonymous, "anonymous"}, {c.On, "on"},
-		{c.Seconds != 0, "seconds"}, {c.Action != 0, "action"}, {len(c.Order) > 0, "order"},
-	} {
-		if f.set {
-			out = append(out, f.name)
+	for i, set := range c.setFields() {
+		if set {
+			out = append(out, clientFields[i])
 		}
 	}
 	return out
@@ -234,7 +239,11 @@ func (c Command) Fields() []string {
 
 // checkFields refuses a field c sets that its type does not take.
 func checkFields(c Command) error {
-	for _, f := range c.Fields() {
+	for i, set := range c.setFields() {
+		if !set {
+			continue
+		}
+		f := clientFields[i]
 		if slices.Contains(commandFields[c.Type], f) {
 			continue
 		}
