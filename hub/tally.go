@@ -66,10 +66,14 @@ func (ra *roomActor) holdForTally(events []room.Event) bool {
 }
 
 // tallyInterval is the configured interval, stretched so that sending
-// tallies takes at most a quarter of the actor's time however large the
-// room: a tally that took 100 ms to queue waits 400 ms for the next.
+// tallies takes at most a quarter of the actor's time in a large room (a
+// tally that took 100 ms to queue waits 400 ms for the next), but never
+// past twice the configured interval: the cost is wall time, and on a
+// saturated machine the actor waits behind the very write loops it woke,
+// which once stretched the tick past 10 s at 10,000 attendees.
 func (ra *roomActor) tallyInterval() time.Duration {
-	return max(ra.h.cfg.TallyInterval, 4*ra.tally.cost)
+	base := ra.h.cfg.TallyInterval
+	return min(max(base, 4*ra.tally.cost), 2*base)
 }
 
 // flushTally sends the tally in the making to every client of a tallied
