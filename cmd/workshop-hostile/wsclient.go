@@ -38,6 +38,7 @@ type msg struct {
 	Room        json.RawMessage `json:"room"`
 	Presence    json.RawMessage `json:"presence"`
 	Events      []event         `json:"events"`
+	From        *uint64         `json:"from"` // a tally's first sequence
 
 	raw    []byte
 	fields map[string]json.RawMessage
@@ -256,10 +257,24 @@ func (cl *wsClient) read(ctx context.Context) {
 	}
 }
 
-// follow checks PROTOCOL.md "events": contiguous seq after the snapshot or
-// the last event; a replay asked for by resume may start earlier.
+// follow checks PROTOCOL.md "events" and "tally": contiguous seq after the
+// snapshot or the last event, a tally standing for from..seq continuing
+// them; a replay asked for by resume may start earlier, a tally may cover
+// what a replay already brought.
 func (cl *wsClient) follow(m *msg) {
 	switch m.Type {
+	case "tally":
+		if m.From == nil || m.Seq == nil || *m.From > *m.Seq {
+			cl.bad = append(cl.bad, "a tally without from <= seq")
+			return
+		}
+		if !cl.haveSeq || *m.Seq <= cl.lastSeq {
+			return
+		}
+		if *m.From > cl.lastSeq+1 {
+			cl.seqGaps = append(cl.seqGaps, fmt.Sprintf("tally from %d after %d", *m.From, cl.lastSeq))
+		}
+		cl.lastSeq = *m.Seq
 	case "snapshot":
 		if m.Seq != nil {
 			cl.lastSeq, cl.haveSeq = *m.Seq, true
