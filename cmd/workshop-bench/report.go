@@ -91,6 +91,7 @@ type VoteResult struct {
 	FramesMean         float64        `json:"framesMean"` // WebSocket messages per client during the storm
 	FramesMin          int64          `json:"framesMin"`
 	FramesMax          int64          `json:"framesMax"`
+	BytesMean          float64        `json:"bytesMean"` // their bytes per client
 	Errors             map[string]int `json:"errors,omitempty"`
 }
 
@@ -196,6 +197,9 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("votes", "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
 		row("votes", "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
 		row("votes", "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
+		if x.VotingS > 0 {
+			row("votes", "per client per second of voting", "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
+		}
 		row("votes", "connections dropped", "%d", x.Dropped)
 		errorRows(row, "votes", x.Errors)
 	}

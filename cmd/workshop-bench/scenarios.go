@@ -459,13 +459,14 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 		return order{Op: opConverge, Final: res.Counted, Timeout: int64(cfg.deliveryWait)}
 	}), cfg.deliveryWait+orderMargin)
 	stop()
-	var lastReach, frames int64
+	var lastReach, frames, bytes int64
 	res.FramesMin = -1
 	for _, r := range conv {
 		res.NotConverged += r.NotReached
 		res.Dropped += r.Closed
 		lastReach = max(lastReach, r.LastReach)
 		frames += r.FramesSum
+		bytes += r.Bytes
 		res.FramesMax = max(res.FramesMax, r.FramesMax)
 		if res.FramesMin < 0 || r.FramesMin < res.FramesMin {
 			res.FramesMin = r.FramesMin
@@ -474,6 +475,7 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	}
 	if at.joined > 0 {
 		res.FramesMean = float64(frames) / float64(at.joined)
+		res.BytesMean = float64(bytes) / float64(at.joined)
 	}
 	if lastReach > 0 {
 		res.ConvergeMs = float64(max(lastReach-lastSend, 0)) / 1e6

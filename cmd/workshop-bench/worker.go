@@ -442,6 +442,7 @@ func (w *worker) converge(o order) reply {
 			r.FramesMin = f
 		}
 	}
+	r.Bytes = w.bytes.Load()
 	w.addCloseReasons(r.Errors)
 	return r
 }
