@@ -34,7 +34,7 @@ test: deps
 	$(MAKE) fuzz FUZZTIME=$(TESTFUZZTIME)
 
 lint:
-	gofmt -l . | tee /dev/stderr | (! read)
+	gofmt -l . | tee /dev/stderr | (! read -r _)
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
