@@ -92,30 +92,37 @@ func (ra *roomActor) flushTally() {
 	start := time.Now()
 	events, hands := t.events, t.hands
 	t.events, t.hands = nil, nil
-	personal := map[string]bool{}
+	// Each voter's own events, to cut its own tally from the public one
+	// at the cost of those alone: a storm has as many voters as votes.
+	personal := map[string][]room.Event{}
 	for _, e := range events {
 		for _, pid := range room.PersonalIn(e) {
-			personal[pid] = true
+			personal[pid] = append(personal[pid], e)
 		}
 	}
+	public := room.TallyFor(events, hands, ra.state, room.ClassAudience(room.ClassPublic))
 	n := 0
 	for class, members := range ra.byClass {
 		if len(members) == 0 || !ra.tallies(class) {
 			continue
 		}
-		frame := tallyFrame(ra.epoch, room.TallyFor(events, hands, ra.state, room.ClassAudience(class)))
+		t := public
+		if class != room.ClassPublic {
+			t = room.TallyFor(events, hands, ra.state, room.ClassAudience(class))
+		}
+		frame := tallyFrame(ra.epoch, t)
 		for c := range members {
-			if class == room.ClassPublic && personal[c.actor.Participant] {
+			if class == room.ClassPublic && personal[c.actor.Participant] != nil {
 				continue // gets a frame of its own below
 			}
 			c.enqueue(frame)
 			n++
 		}
 	}
-	for pid := range personal {
+	for pid, own := range personal {
 		for c := range ra.byPeer[pid] {
 			if c.class == room.ClassPublic {
-				c.enqueue(tallyFrame(ra.epoch, room.TallyFor(events, hands, ra.state, c.aud)))
+				c.enqueue(tallyFrame(ra.epoch, public.Personal(own, ra.state, c.aud)))
 				n++
 			}
 		}

@@ -1,5 +1,7 @@
 package room
 
+import "slices"
+
 // Tallies: what an audience receives of a run of high-volume audience
 // actions (votes, reports, hands). The log keeps every action; a client
 // that is not the facilitator gets the totals they changed, as the state at
@@ -76,7 +78,7 @@ func TallyFor(events []Event, hands []Hand, end *State, aud Audience) Tally {
 		if !ok {
 			continue
 		}
-		hidden := viewQuestion(q, aud) == nil
+		hidden := !aud.sees(q)
 		if hidden && !self {
 			continue
 		}
@@ -107,15 +109,47 @@ func TallyFor(events []Event, hands []Hand, end *State, aud Audience) Tally {
 	return t
 }
 
-// TallyPersonal reports whether participant's cut of events may differ
-// from its class's: it voted or reported in them.
-func TallyPersonal(events []Event, participant string) bool {
-	for _, e := range events {
-		if e.Participant == participant && (e.Type == EvUpvoted || e.Type == EvUnvoted || e.Type == EvReported) {
-			return true
+// Personal is t, the tally of a class, as one member sees it: own are the
+// run's events by aud.Participant (its votes and reports). It equals
+// TallyFor(run, hands, end, aud) at the cost of own alone, so a storm's
+// many voters each get their own tally without the whole run being cut
+// again for each of them.
+func (t Tally) Personal(own []Event, end *State, aud Audience) Tally {
+	if len(own) == 0 {
+		return t
+	}
+	out := t
+	out.Votes = slices.Clone(t.Votes)
+	for _, e := range own {
+		if !aud.isSelf(e.Participant) || (e.Type != EvUpvoted && e.Type != EvUnvoted && e.Type != EvReported) {
+			continue
+		}
+		q, ok := end.Question(e.QuestionID)
+		if !ok {
+			continue
+		}
+		hidden := !aud.sees(q)
+		i := slices.IndexFunc(out.Votes, func(v QuestionVotes) bool { return v.Question == q.ID })
+		if i < 0 {
+			// A question the class does not see (or did not get a count
+			// of): the member's own entry, as TallyFor makes it.
+			i = len(out.Votes)
+			votes := q.Votes
+			if hidden {
+				votes = 0
+			}
+			out.Votes = append(out.Votes, QuestionVotes{Question: q.ID, Votes: votes, Hidden: hidden})
+		}
+		v := &out.Votes[i]
+		switch {
+		case e.Type == EvReported:
+			v.Reported = true
+		default:
+			voted := e.Type == EvUpvoted
+			v.Voted = &voted
 		}
 	}
-	return false
+	return out
 }
 
 // ApplyTally applies t to v, a view of the room for the audience of

@@ -2,6 +2,10 @@ package room
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -112,4 +116,57 @@ func TestResultOfVotes(t *testing.T) {
 	if down["votes"] != 0 || down["voted"] != false {
 		t.Errorf("unvote result %v", down)
 	}
+}
+
+// TestPersonalTally: a member's tally cut from its class's with its own
+// events (Tally.Personal) equals the run cut for it whole (TallyFor), for
+// random runs of votes, reports and hands, questions hidden and pending.
+func TestPersonalTally(t *testing.T) {
+	people := []Actor{ana, bob, cleo}
+	for seed := uint64(1); seed <= 30; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		f := newFixture(t)
+		running(f)
+		f.s.ReportLimit = 100
+		for i := range 4 {
+			f.do(people[i%3], Command{Type: CmdAsk, Text: fmt.Sprintf("Question %d", i)})
+		}
+		from := len(f.log)
+		for range 40 {
+			randomAudienceAct(f, rng, people)
+		}
+		run := f.log[from:]
+		if seed%3 == 0 && len(run) > 0 { // a question hidden after the run
+			f.do(fac, Command{Type: CmdHideQuestion, Question: "q1"})
+		}
+		public := TallyFor(run, f.s.Hands, f.s, Audience{Role: RoleAttendee})
+		for _, p := range people {
+			aud := AudienceOf(p)
+			var own []Event
+			for _, e := range run {
+				if e.Participant == p.Participant && (e.Type == EvUpvoted || e.Type == EvUnvoted || e.Type == EvReported) {
+					own = append(own, e)
+				}
+			}
+			got, want := public.Personal(own, f.s, aud), TallyFor(run, f.s.Hands, f.s, aud)
+			if g, w := byQuestion(got), byQuestion(want); g != w || got.From != want.From || got.Seq != want.Seq || got.HandsChanged != want.HandsChanged {
+				t.Fatalf("seed %d, %s: personal tally %s, want %s", seed, p.Name, g, w)
+			}
+		}
+	}
+}
+
+// byQuestion prints a tally's votes in question order.
+func byQuestion(t Tally) string {
+	vs := slices.Clone(t.Votes)
+	slices.SortFunc(vs, func(a, b QuestionVotes) int { return strings.Compare(a.Question, b.Question) })
+	var b strings.Builder
+	for _, v := range vs {
+		voted := "-"
+		if v.Voted != nil {
+			voted = fmt.Sprint(*v.Voted)
+		}
+		fmt.Fprintf(&b, "[%s votes=%d voted=%s reported=%v hidden=%v]", v.Question, v.Votes, voted, v.Reported, v.Hidden)
+	}
+	return b.String()
 }

@@ -173,11 +173,17 @@ func viewAssessment(a *Assessment, own bool) *Assessment {
 }
 
 // viewQuestion is q as aud may see it, or nil when aud may not see it.
+// sees reports whether aud sees q at all (viewQuestion is not nil),
+// without copying it.
+func (a Audience) sees(q *Question) bool {
+	return a.isFacilitator() || !q.Hidden && (!q.Pending || a.isAuthor(q))
+}
+
 func viewQuestion(q *Question, aud Audience) *Question {
-	fac, own := aud.isFacilitator(), aud.isAuthor(q)
-	if !fac && (q.Hidden || q.Pending && !own) {
+	if !aud.sees(q) {
 		return nil
 	}
+	fac, own := aud.isFacilitator(), aud.isAuthor(q)
 	c := *q
 	c.Voters = onlyMine(q.Voters, aud.Participant, fac)
 	c.Reporters = onlyMine(q.Reporters, aud.Participant, fac)
