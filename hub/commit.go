@@ -76,6 +76,7 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 		}
 	}
 	answered := make([]bool, len(batch))
+	began := time.Now()
 	for attempt := 1; ; attempt++ {
 		now := ra.h.cfg.Now()
 		base := ra.state.Seq
@@ -147,7 +148,8 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 		// else, or a store that failed, starts again from the store. Either
 		// way whatever others committed is fanned out.
 		conflict := errors.Is(err, ErrSeqConflict)
-		if !conflict || !tent.Revert() {
+		rebased := conflict && tent.Revert()
+		if !rebased {
 			ra.broken = true
 		}
 		if conflict {
@@ -156,14 +158,20 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			ra.h.m.storeErrors.Inc()
 			ra.h.log.Warn("hub: append failed", "room", ra.id, "err", err)
 		}
-		if conflict && attempt < maxAppendAttempts {
+		// A lost race of votes alone costs one read of the winner's
+		// events: it is tried again for as long as one store call may
+		// take, not only maxAppendAttempts times, since the store is well
+		// and moving (a vote answered unavailable then is resent by its
+		// client anyway, after a pause of its own).
+		retry := conflict && (attempt < maxAppendAttempts || rebased && time.Since(began) < storeTimeout)
+		if retry {
 			// Two instances that keep colliding in a vote storm tend to
 			// stay in step; a short random pause before reading what the
 			// winner committed breaks the step.
-			time.Sleep(rand.N(time.Duration(attempt) * appendBackoff))
+			time.Sleep(rand.N(time.Duration(min(attempt, maxAppendAttempts)) * appendBackoff))
 		}
 		ra.resync("append failed")
-		if ra.broken || ra.lagging || attempt >= maxAppendAttempts || !conflict {
+		if ra.broken || ra.lagging || !retry {
 			// An unavailable store may still have committed (a timeout after
 			// the write): the reload above tells, and a retried command
 			// with the same id is then acknowledged, not applied twice.
