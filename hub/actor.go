@@ -49,6 +49,7 @@ type roomActor struct {
 	resultOrder []string
 
 	remote       map[string]remotePresence // other instances' presence
+	shared       int                       // attendees counted by more than one instance (sharedAttendees), as of the last presence tick
 	sentPresence map[string][]byte         // last presence frame per class
 	presenceAt   time.Time                 // last time our presence was published
 	localDirty   bool

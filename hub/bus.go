@@ -18,6 +18,10 @@ type Message struct {
 	Head uint64 `json:"head,omitempty"`
 	// Presence is the sender instance's local presence in the room.
 	Presence *room.Presence `json:"presence,omitempty"`
+	// Attendees, with Presence, are the participant ids of the sender's
+	// local attendees, all of them: an attendee connected to two
+	// instances is counted once (room.Presence's names stop at 1,000).
+	Attendees []string `json:"attendees,omitempty"`
 	// Instance names the sending instance (heartbeats and presence).
 	Instance string `json:"instance,omitempty"`
 }

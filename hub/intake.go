@@ -68,7 +68,7 @@ func (ra *roomActor) drainBus() {
 		switch {
 		case m.Presence != nil:
 			if m.Instance != ra.h.cfg.Instance {
-				ra.remote[m.Instance] = remotePresence{p: *m.Presence, at: time.Now()}
+				ra.remote[m.Instance] = newRemotePresence(*m.Presence, m.Attendees, time.Now())
 			}
 		case len(m.Events) > 0:
 			ra.onBusEvents(m)

@@ -13,8 +13,58 @@ import (
 )
 
 type remotePresence struct {
-	p  room.Presence
-	at time.Time
+	p   room.Presence
+	ids map[string]bool // its attendees' participant ids
+	at  time.Time
+}
+
+func newRemotePresence(p room.Presence, attendees []string, at time.Time) remotePresence {
+	ids := make(map[string]bool, len(attendees))
+	for _, id := range attendees {
+		ids[id] = true
+	}
+	return remotePresence{p: p, ids: ids, at: at}
+}
+
+// localAttendees lists this instance's attendees' participant ids.
+func (ra *roomActor) localAttendees() []string {
+	out := make([]string, 0, ra.counts.attendees)
+	for pid, cs := range ra.byPeer {
+		for c := range cs {
+			if c.actor.Role == room.RoleAttendee {
+				out = append(out, pid)
+			}
+			break
+		}
+	}
+	return out
+}
+
+// sharedAttendees counts the attendees connected here or to another
+// instance more than once: the merged count takes them off. Computed once
+// per presence tick (a walk over every remote id), not per snapshot.
+func (ra *roomActor) sharedAttendees(now time.Time) int {
+	seen := map[string]bool{}
+	shared := 0
+	for _, rp := range ra.remote {
+		if now.Sub(rp.at) > presenceExpiry {
+			continue
+		}
+		for id := range rp.ids {
+			if seen[id] || ra.isLocalAttendee(id) {
+				shared++
+			}
+			seen[id] = true
+		}
+	}
+	return shared
+}
+
+func (ra *roomActor) isLocalAttendee(pid string) bool {
+	for c := range ra.byPeer[pid] {
+		return c.actor.Role == room.RoleAttendee
+	}
+	return false
 }
 
 // attendeeConnected reports whether attendee pid is connected to the room:
@@ -96,6 +146,9 @@ func (ra *roomActor) mergedPresence(now time.Time, names bool) room.Presence {
 		}
 		p = p.Merge(rp.p)
 	}
+	p.Attendees = max(p.Attendees-ra.shared, 0)
+	// The same attendee on two instances is one name.
+	p.Names = slices.CompactFunc(p.Names, func(a, b room.PresentName) bool { return a.Participant == b.Participant })
 	if len(p.Names) > maxPresenceNames {
 		p.Names = p.Names[:maxPresenceNames]
 	}
@@ -113,9 +166,10 @@ func (ra *roomActor) presenceJSON(class string) []byte {
 func (ra *roomActor) tickPresence(now time.Time) {
 	if ra.localDirty || now.Sub(ra.presenceAt) >= presenceRepublish {
 		lp := ra.localPresence(true)
-		ra.h.publishAsync(Message{Room: ra.id, Presence: &lp, Instance: ra.h.cfg.Instance})
+		ra.h.publishAsync(Message{Room: ra.id, Presence: &lp, Attendees: ra.localAttendees(), Instance: ra.h.cfg.Instance})
 		ra.presenceAt, ra.localDirty = now, false
 	}
+	ra.shared = ra.sharedAttendees(now)
 	_, facilitators := ra.byClass[room.ClassFacilitator]
 	merged := ra.mergedPresence(now, facilitators)
 	// Only the facilitator's presence differs (names): two encodings per
