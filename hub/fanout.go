@@ -33,9 +33,13 @@ func (ra *roomActor) fanout(events []room.Event) {
 	enc := newEventEncoder(events, ra.state)
 	// Attendees whose own twin of an event differs from their class's (the
 	// domain names them: the author of a pending or anonymous question, a
-	// voter, a reporter) get a frame of their own.
+	// voter, a reporter) get a frame of their own; held events reach
+	// them in the tally.
 	personal := map[string]bool{}
 	for _, e := range events {
+		if held {
+			break
+		}
 		for _, pid := range room.PersonalIn(e) {
 			personal[pid] = true
 		}
@@ -56,7 +60,7 @@ func (ra *roomActor) fanout(events []room.Event) {
 	}
 	for pid := range personal {
 		for c := range ra.byPeer[pid] {
-			if c.class == room.ClassPublic && !held {
+			if c.class == room.ClassPublic {
 				c.enqueue(eventsFrame(ra.epoch, enc.encodeFor(c.aud)))
 				n++
 			}

@@ -29,12 +29,9 @@ func newRemotePresence(p room.Presence, attendees []string, at time.Time) remote
 // localAttendees lists this instance's attendees' participant ids.
 func (ra *roomActor) localAttendees() []string {
 	out := make([]string, 0, ra.counts.attendees)
-	for pid, cs := range ra.byPeer {
-		for c := range cs {
-			if c.actor.Role == room.RoleAttendee {
-				out = append(out, pid)
-			}
-			break
+	for pid := range ra.byPeer {
+		if ra.isLocalAttendee(pid) {
+			out = append(out, pid)
 		}
 	}
 	return out
@@ -60,6 +57,8 @@ func (ra *roomActor) sharedAttendees(now time.Time) int {
 	return shared
 }
 
+// isLocalAttendee reports whether attendee pid is connected here (all of a
+// participant's connections share its role).
 func (ra *roomActor) isLocalAttendee(pid string) bool {
 	for c := range ra.byPeer[pid] {
 		return c.actor.Role == room.RoleAttendee
@@ -71,10 +70,8 @@ func (ra *roomActor) isLocalAttendee(pid string) bool {
 // here, or in the presence names another instance announced (the names
 // the facilitator's console lists, and removes from).
 func (ra *roomActor) attendeeConnected(pid string, now time.Time) bool {
-	for c := range ra.byPeer[pid] {
-		if c.actor.Role == room.RoleAttendee {
-			return true
-		}
+	if ra.isLocalAttendee(pid) {
+		return true
 	}
 	for _, rp := range ra.remote {
 		if now.Sub(rp.at) <= presenceExpiry && slices.ContainsFunc(rp.p.Names, func(n room.PresentName) bool { return n.Participant == pid }) {

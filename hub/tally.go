@@ -37,13 +37,8 @@ func (ra *roomActor) tallies(class string) bool {
 // into the tally in the making, and arms or fires its tick. It reports
 // false, taking nothing, when the batch holds anything else.
 func (ra *roomActor) holdForTally(events []room.Event) bool {
-	if ra.h.cfg.TallyInterval <= 0 || !slices.ContainsFunc(events, room.Tallied) {
+	if ra.h.cfg.TallyInterval <= 0 || len(events) == 0 || slices.ContainsFunc(events, func(e room.Event) bool { return !room.Tallied(e) }) {
 		return false
-	}
-	for _, e := range events {
-		if !room.Tallied(e) {
-			return false
-		}
 	}
 	t := &ra.tally
 	t.events = append(t.events, events...)
@@ -106,11 +101,11 @@ func (ra *roomActor) flushTally() {
 		if len(members) == 0 || !ra.tallies(class) {
 			continue
 		}
-		t := public
+		cut := public
 		if class != room.ClassPublic {
-			t = room.TallyFor(events, hands, ra.state, room.ClassAudience(class))
+			cut = room.TallyFor(events, hands, ra.state, room.ClassAudience(class))
 		}
-		frame := tallyFrame(ra.epoch, t)
+		frame := tallyFrame(ra.epoch, cut)
 		for c := range members {
 			if class == room.ClassPublic && personal[c.actor.Participant] != nil {
 				continue // gets a frame of its own below
@@ -120,11 +115,16 @@ func (ra *roomActor) flushTally() {
 		}
 	}
 	for pid, own := range personal {
+		var frame []byte // one per participant, however many connections it has
 		for c := range ra.byPeer[pid] {
-			if c.class == room.ClassPublic {
-				c.enqueue(tallyFrame(ra.epoch, public.Personal(own, ra.state, c.aud)))
-				n++
+			if c.class != room.ClassPublic {
+				continue
 			}
+			if frame == nil {
+				frame = tallyFrame(ra.epoch, public.Personal(own, ra.state, c.aud))
+			}
+			c.enqueue(frame)
+			n++
 		}
 	}
 	ra.shown.Store(events[len(events)-1].Seq)

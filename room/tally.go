@@ -82,22 +82,9 @@ func TallyFor(events []Event, hands []Hand, end *State, aud Audience) Tally {
 		if hidden && !self {
 			continue
 		}
-		i, seen := at[q.ID]
-		if !seen {
-			i = len(t.Votes)
-			at[q.ID] = i
-			t.Votes = append(t.Votes, QuestionVotes{Question: q.ID, Votes: q.Votes, Hidden: hidden})
-			if hidden {
-				t.Votes[i].Votes = 0
-			}
-		}
-		v := &t.Votes[i]
-		switch {
-		case e.Type == EvReported:
-			v.Reported = true
-		case self:
-			voted := e.Type == EvUpvoted
-			v.Voted = &voted
+		v := t.entry(at, q, hidden)
+		if self {
+			v.own(e)
 		}
 		if e.Type != EvReported && !hidden {
 			v.Votes = e.Count
@@ -120,36 +107,48 @@ func (t Tally) Personal(own []Event, end *State, aud Audience) Tally {
 	}
 	out := t
 	out.Votes = slices.Clone(t.Votes)
+	at := make(map[string]int, len(out.Votes))
+	for i, v := range out.Votes {
+		at[v.Question] = i
+	}
 	for _, e := range own {
 		if !aud.isSelf(e.Participant) || (e.Type != EvUpvoted && e.Type != EvUnvoted && e.Type != EvReported) {
 			continue
 		}
-		q, ok := end.Question(e.QuestionID)
-		if !ok {
-			continue
-		}
-		hidden := !aud.sees(q)
-		i := slices.IndexFunc(out.Votes, func(v QuestionVotes) bool { return v.Question == q.ID })
-		if i < 0 {
-			// A question the class does not see (or did not get a count
-			// of): the member's own entry, as TallyFor makes it.
-			i = len(out.Votes)
-			votes := q.Votes
-			if hidden {
-				votes = 0
-			}
-			out.Votes = append(out.Votes, QuestionVotes{Question: q.ID, Votes: votes, Hidden: hidden})
-		}
-		v := &out.Votes[i]
-		switch {
-		case e.Type == EvReported:
-			v.Reported = true
-		default:
-			voted := e.Type == EvUpvoted
-			v.Voted = &voted
+		// The class's entry carries the count; a question the class does
+		// not see gets the member's own entry, as TallyFor makes it.
+		if q, ok := end.Question(e.QuestionID); ok {
+			out.entry(at, q, !aud.sees(q)).own(e)
 		}
 	}
 	return out
+}
+
+// entry is q's entry in t.Votes (at indexes them by question), added with
+// q's count at the end of the run when there is none; a hidden one tells
+// no count.
+func (t *Tally) entry(at map[string]int, q *Question, hidden bool) *QuestionVotes {
+	i, ok := at[q.ID]
+	if !ok {
+		i = len(t.Votes)
+		at[q.ID] = i
+		v := QuestionVotes{Question: q.ID, Votes: q.Votes, Hidden: hidden}
+		if hidden {
+			v.Votes = 0
+		}
+		t.Votes = append(t.Votes, v)
+	}
+	return &t.Votes[i]
+}
+
+// own records e, the audience's own vote, unvote or report, in v.
+func (v *QuestionVotes) own(e Event) {
+	if e.Type == EvReported {
+		v.Reported = true
+		return
+	}
+	voted := e.Type == EvUpvoted
+	v.Voted = &voted
 }
 
 // ApplyTally applies t to v, a view of the room for the audience of

@@ -172,13 +172,13 @@ func viewAssessment(a *Assessment, own bool) *Assessment {
 	return &c
 }
 
-// viewQuestion is q as aud may see it, or nil when aud may not see it.
 // sees reports whether aud sees q at all (viewQuestion is not nil),
 // without copying it.
 func (a Audience) sees(q *Question) bool {
 	return a.isFacilitator() || !q.Hidden && (!q.Pending || a.isAuthor(q))
 }
 
+// viewQuestion is q as aud may see it, or nil when aud may not see it.
 func viewQuestion(q *Question, aud Audience) *Question {
 	if !aud.sees(q) {
 		return nil
