@@ -150,7 +150,7 @@ func BenchmarkEncodeEvents(b *testing.B) {
 			for b.Loop() {
 				enc := newEventEncoder(tc.evs, nil)
 				for _, class := range classes {
-					_ = eventsFrame("e1", enc.encodeFor(room.ClassAudience(class)))
+					_ = eventsFrame(enc.encodeFor(room.ClassAudience(class)))
 				}
 			}
 		})

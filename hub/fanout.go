@@ -49,7 +49,7 @@ func (ra *roomActor) fanout(events []room.Event) {
 		if len(members) == 0 || held && ra.tallies(class) {
 			continue
 		}
-		frame := eventsFrame(ra.epoch, enc.encodeFor(room.ClassAudience(class)))
+		frame := eventsFrame(enc.encodeFor(room.ClassAudience(class)))
 		for c := range members {
 			if class == room.ClassPublic && personal[c.actor.Participant] {
 				continue // gets a frame of its own below
@@ -61,7 +61,7 @@ func (ra *roomActor) fanout(events []room.Event) {
 	for pid := range personal {
 		for c := range ra.byPeer[pid] {
 			if c.class == room.ClassPublic {
-				c.enqueue(eventsFrame(ra.epoch, enc.encodeFor(c.aud)))
+				c.enqueue(eventsFrame(enc.encodeFor(c.aud)))
 				n++
 			}
 		}

@@ -155,7 +155,7 @@ func (ra *roomActor) sendCatchUp(c *Client, epoch string, seq uint64) {
 		c.enqueue(ra.snapshotFor(c))
 		return
 	}
-	c.enqueue(eventsFrame(ra.epoch, newEventEncoder(missed, ra.state).encodeFor(c.aud)))
+	c.enqueue(eventsFrame(newEventEncoder(missed, ra.state).encodeFor(c.aud)))
 }
 
 // authenticate turns a hello into an actor. gen is the key generation for

@@ -105,7 +105,7 @@ func (ra *roomActor) flushTally() {
 		if class != room.ClassPublic {
 			cut = room.TallyFor(events, hands, ra.state, room.ClassAudience(class))
 		}
-		frame := tallyFrame(ra.epoch, cut)
+		frame := tallyFrame(cut)
 		for c := range members {
 			if class == room.ClassPublic && personal[c.actor.Participant] != nil {
 				continue // gets a frame of its own below
@@ -121,7 +121,7 @@ func (ra *roomActor) flushTally() {
 				continue
 			}
 			if frame == nil {
-				frame = tallyFrame(ra.epoch, public.Personal(own, ra.state, c.aud))
+				frame = tallyFrame(public.Personal(own, ra.state, c.aud))
 			}
 			c.enqueue(frame)
 			n++
@@ -144,13 +144,14 @@ func (ra *roomActor) dropTally() {
 }
 
 type tallyMsg struct {
-	Type  string `json:"type"`
-	Epoch string `json:"epoch"`
+	Type string `json:"type"`
 	room.Tally
 }
 
-func tallyFrame(epoch string, t room.Tally) []byte {
-	return mustJSON(tallyMsg{Type: msgTally, Epoch: epoch, Tally: t})
+// tallyFrame encodes a tally; like an events frame it names no epoch
+// (eventsFrame).
+func tallyFrame(t room.Tally) []byte {
+	return mustJSON(tallyMsg{Type: msgTally, Tally: t})
 }
 
 // pongSeq is the sequence a pong tells c (PROTOCOL.md, "pong"): what its

@@ -368,16 +368,17 @@ func snapshotFrame(epoch string, seq uint64, now int64, view, presence []byte) [
 	return b.Bytes()
 }
 
-// eventsFrame encodes an events message from already encoded events.
-func eventsFrame(epoch string, events [][]byte) []byte {
-	n := 64
+// eventsFrame encodes an events message from already encoded events. It
+// names no epoch: every frame on a connection belongs to the epoch of the
+// last snapshot or welcome it carried, because a new epoch always reaches
+// a client as a snapshot first (resnapshotAll, sendCatchUp).
+func eventsFrame(events [][]byte) []byte {
+	n := len(`{"type":"events","events":[]}`)
 	for _, e := range events {
 		n += len(e) + 1
 	}
 	b := make([]byte, 0, n)
-	b = append(b, `{"type":"events","epoch":`...)
-	b = append(b, mustJSON(epoch)...)
-	b = append(b, `,"events":[`...)
+	b = append(b, `{"type":"events","events":[`...)
 	for i, e := range events {
 		if i > 0 {
 			b = append(b, ',')

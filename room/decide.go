@@ -35,9 +35,10 @@ func Create(p CreateParams) ([]Event, error) {
 	if n := len(p.TeamNames); n < MinTeams || n > MaxTeams {
 		return nil, Errorf(EINVALID, "teams: a room has %d to %d teams, got %d", MinTeams, MaxTeams, n)
 	}
+	now := p.Now.UTC().Truncate(time.Millisecond) // as Decide's
 	s := &State{
 		ID: p.ID, Code: p.Code, Title: strings.TrimSpace(p.Title), Model: p.Model,
-		Phase: PhaseLobby, CreatedAt: p.Now.UTC(), ReportLimit: DefaultReportLimit,
+		Phase: PhaseLobby, CreatedAt: now, ReportLimit: DefaultReportLimit,
 		Queues: map[string][]string{}, Scores: map[string]map[string]*Assessment{},
 		Spoken: map[string][]string{}, Notes: map[string]string{}, Actions: map[string][]Action{}, Removed: map[string]bool{},
 		Secrets: p.Secrets, Hands: []Hand{}, Questions: []*Question{}, Teams: []Team{},
@@ -61,7 +62,7 @@ func Create(p CreateParams) ([]Event, error) {
 	if s.Secrets.TeamKeyHashes == nil {
 		s.Secrets.TeamKeyHashes = map[string]string{}
 	}
-	return []Event{{Seq: 1, Type: EvRoomCreated, At: p.Now.UTC(), Room: s}}, nil
+	return []Event{{Seq: 1, Type: EvRoomCreated, At: now, Room: s}}, nil
 }
 
 func teamIDs(ts []Team) []string {
@@ -95,7 +96,9 @@ func Decide(s *State, actor Actor, cmd Command, now time.Time) ([]Event, error) 
 	if err := checkFields(cmd); err != nil {
 		return nil, err
 	}
-	d := &decision{s: s, actor: actor, cmd: cmd, now: now.UTC()}
+	// Milliseconds are all a person or a client needs of a time, and the
+	// shorter stamp is what every event carries to every client.
+	d := &decision{s: s, actor: actor, cmd: cmd, now: now.UTC().Truncate(time.Millisecond)}
 	if err := h.fn(d); err != nil {
 		return nil, err
 	}

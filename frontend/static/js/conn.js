@@ -296,11 +296,7 @@ export class Conn {
   }
 
   applyEvents(msg) {
-    if (!this.state) return; // a snapshot is on its way
-    if (msg.epoch && this.epoch && msg.epoch !== this.epoch) {
-      this.resume(true);
-      return;
-    }
+    if (!this.state) return; // a snapshot is on its way (events belong to its epoch)
     const applied = [];
     for (const e of msg.events || []) {
       if (e.seq <= this.seq) continue; // already have it
@@ -327,10 +323,6 @@ export class Conn {
   // further behind has missed events and resumes.
   applyTally(msg) {
     if (!this.state) return; // a snapshot is on its way
-    if (msg.epoch && this.epoch && msg.epoch !== this.epoch) {
-      this.resume(true);
-      return;
-    }
     if (msg.seq <= this.seq) return; // already have it
     if (msg.from > this.seq + 1) {
       this.resume(false);
