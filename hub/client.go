@@ -1,12 +1,8 @@
 package hub
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -271,43 +267,6 @@ func (c *Client) writeFrames(frames [][]byte, deadline *time.Timer) error {
 	return nil
 }
 
-// Buffer sizes of a WebSocket connection, which keeps its buffers for its
-// whole life. net/http hands a hijacked connection 4 KiB for each; client
-// messages are small (pings, commands), and most server frames (events,
-// presence, pongs) fit 2 KiB, so a larger frame costs one more write
-// call. 5 KiB less per connection, about a quarter of an idle
-// connection's heap.
-const (
-	connReadBuffer  = 1 << 10 // bytes
-	connWriteBuffer = 2 << 10 // bytes
-)
-
-// smallBuffers is the ResponseWriter websocket.Accept gets: its Hijack
-// returns the connection with buffers of connReadBuffer and
-// connWriteBuffer bytes instead of net/http's.
-type smallBuffers struct{ http.ResponseWriter }
-
-func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	r := bufio.NewReaderSize(conn, connReadBuffer)
-	if n := brw.Reader.Buffered(); n > 0 {
-		// Bytes the client sent right behind its upgrade request: they
-		// must stay buffered, where Accept looks for them.
-		b, _ := brw.Reader.Peek(n)
-		r = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn), max(connReadBuffer, n))
-		if _, err := r.Peek(n); err != nil {
-			conn.Close()
-			return nil, nil, err
-		}
-	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, connWriteBuffer)), nil
-}
-
 // serveWS runs one WebSocket connection from upgrade to close.
 func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr string, opts *websocket.AcceptOptions) {
 	if ok, retry := h.addrConnects.allow(addr, time.Now()); !ok {
@@ -321,12 +280,13 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request, roomID, addr strin
 	}
 	defer h.conns.Done()
 
-	conn, err := websocket.Accept(smallBuffers{w}, r, opts)
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, opts)
 	if err != nil {
 		h.log.Debug("hub: websocket accept", "err", err)
 		return // Accept has answered the request
 	}
-	h.serveConn(conn, roomID, addr)
+	h.serveConn(gatheredConn{conn, sb.out}, roomID, addr)
 }
 
 // enter counts a connection handler in conns, for Shutdown to wait on,
