@@ -129,9 +129,11 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			snap = ra.state
 		}
 		ctx, cancel := context.WithTimeout(ra.h.ctx, storeTimeout)
+		appendStart := time.Now()
 		err := ra.h.store.Append(ctx, ra.id, base, events, snap)
 		cancel()
 		if err == nil {
+			ra.h.m.appendSeconds.Observe(time.Since(appendStart).Seconds())
 			for _, a := range acks {
 				if a.result != nil {
 					ra.remember(a.r.key(), a.result)

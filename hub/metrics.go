@@ -18,6 +18,7 @@ type Metrics struct {
 	publishDrops   prometheus.Counter
 	busGaps        prometheus.Counter
 	busLagSeconds  prometheus.Histogram
+	appendSeconds  prometheus.Histogram
 	storeErrors    prometheus.Counter
 	appendConflict prometheus.Counter
 	reloads        prometheus.Counter
@@ -62,6 +63,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "workshop_bus_lag_seconds", Help: "Time from an event's commit to its arrival on this instance's bus.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "workshop_store_append_seconds", Help: "Time to append one batch of events to the store, until it is durable (successful appends).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
 		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "workshop_store_errors_total", Help: "Store calls that failed (other than sequence conflicts).",
 		}),
@@ -74,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.connections, m.rooms, m.commands, m.clientMessages, m.fanoutSeconds, m.deliveries,
-			m.slowCloses, m.busErrors, m.publishDrops, m.busGaps, m.busLagSeconds, m.storeErrors, m.appendConflict, m.reloads)
+			m.slowCloses, m.busErrors, m.publishDrops, m.busGaps, m.busLagSeconds, m.appendSeconds, m.storeErrors, m.appendConflict, m.reloads)
 	}
 	return m
 }

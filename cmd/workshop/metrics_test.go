@@ -98,6 +98,10 @@ func TestMetricsAfterScenario(t *testing.T) {
 	if got := m.value("workshop_fanout_seconds_count"); got < 4 {
 		t.Errorf("workshop_fanout_seconds_count = %v, want at least 4", got)
 	}
+	// Each of them was one append, timed once it was durable.
+	if got := m.value("workshop_store_append_seconds_count"); got < 4 {
+		t.Errorf("workshop_store_append_seconds_count = %v, want at least 4", got)
+	}
 	if got := m.value("workshop_deliveries_total"); got < 4*5 {
 		t.Errorf("workshop_deliveries_total = %v, want at least %d", got, 4*5)
 	}
