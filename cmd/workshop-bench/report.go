@@ -93,6 +93,8 @@ type VoteResult struct {
 	FramesMax          int64          `json:"framesMax"`
 	BytesMean          float64        `json:"bytesMean"` // their bytes per client
 	Errors             map[string]int `json:"errors,omitempty"`
+
+	lastSend, lastAck int64 // Unix ns of the last vote written and the last ack, from castVotes for awaitFinal
 }
 
 // JoinResult is the join storm's outcome.
@@ -188,20 +190,17 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("joins", "join time p50 / p90 / p99 / max", "%s", x.Join)
 		errorRows(row, "joins", x.Errors)
 	}
-	revealRows(row, "reveal", r.Reveal)
-	revealRows(row, "hostile-resume", r.HostileResume)
+	if x := r.Reveal; x != nil {
+		joinRows(row, "reveal", x.Joined, x.Attendees, x.JoinErrors)
+		revealRows(row, "reveal", x)
+	}
+	if x := r.HostileResume; x != nil {
+		joinRows(row, "hostile-resume", x.Joined, x.Attendees, x.JoinErrors)
+		revealRows(row, "hostile-resume", x)
+	}
 	if x := r.Votes; x != nil {
-		row("votes", "attendees joined", "%d/%d", x.Joined, x.Attendees)
-		errorRows(row, "votes", x.JoinErrors)
-		row("votes", "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
-		row("votes", "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
-		row("votes", "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
-		row("votes", "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
-		if x.VotingS > 0 {
-			row("votes", "per client per second of voting", "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
-		}
-		row("votes", "connections dropped", "%d", x.Dropped)
-		errorRows(row, "votes", x.Errors)
+		joinRows(row, "votes", x.Joined, x.Attendees, x.JoinErrors)
+		voteRows(row, "votes", x)
 	}
 	for _, e := range r.Errors {
 		row("error", "", "%s", e)
@@ -213,8 +212,6 @@ func revealRows(row func(string, string, string, ...any), scenario string, x *Re
 	if x == nil {
 		return
 	}
-	row(scenario, "attendees joined", "%d/%d", x.Joined, x.Attendees)
-	errorRows(row, scenario, x.JoinErrors)
 	row(scenario, "broadcasts", "%d %ss at %.1f/s", x.Broadcasts, x.Event, x.RatePerS)
 	row(scenario, "deliveries / missed / dropped", "%d / %d / %d", x.Deliveries, x.Missed, x.Dropped)
 	row(scenario, "latency p50 / p90 / p99 / max", "%s", x.Latency)
@@ -245,6 +242,26 @@ func revealRows(row func(string, string, string, ...any), scenario string, x *Re
 			row(scenario, "hostile failed", "%s", h.Err)
 		}
 	}
+}
+
+// joinRows are a scenario's first rows: who joined, and why others did not.
+func joinRows(row func(string, string, string, ...any), scenario string, joined, attendees int, errs map[string]int) {
+	row(scenario, "attendees joined", "%d/%d", joined, attendees)
+	errorRows(row, scenario, errs)
+}
+
+// voteRows are the rows of a vote storm: its answers, the server's count
+// and how the count reached the clients.
+func voteRows(row func(string, string, string, ...any), scenario string, x *VoteResult) {
+	row(scenario, "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
+	row(scenario, "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
+	row(scenario, "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
+	row(scenario, "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
+	if x.VotingS > 0 {
+		row(scenario, "per client per second of voting", "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
+	}
+	row(scenario, "connections dropped", "%d", x.Dropped)
+	errorRows(row, scenario, x.Errors)
 }
 
 func errorRows(row func(string, string, string, ...any), scenario string, errs map[string]int) {
