@@ -58,7 +58,7 @@ type reply struct {
 	// progress, and every answer
 	Connected int   `json:"connected"` // attendees with a snapshot and an open connection
 	Closed    int   `json:"closed"`    // attendees whose connection ended unasked
-	Frames    int64 `json:"frames"`    // WebSocket messages received since the last join
+	Frames    int64 `json:"frames"`    // WebSocket messages received since the last join or vote order
 	Bytes     int64 `json:"bytes"`     // their bytes
 	Answered  int   `json:"answered"`  // votes answered so far
 	Reached   int   `json:"reached"`   // attendees showing the final count (converge)

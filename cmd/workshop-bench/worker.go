@@ -338,9 +338,14 @@ func (w *worker) vote(o order) reply {
 	as := w.snapshot()
 	// Attendees joined in any order; their votes go out in index order.
 	sort.Slice(as, func(i, j int) bool { return as[i].index < as[j].index })
+	// Frames and bytes per client count from the start of the storm, not
+	// from the join: the snapshot and the presence of the joins are not
+	// the storm's.
 	for _, a := range as {
-		a.frames.Store(0) // frames per client count from the start of the storm
+		a.frames.Store(0)
 	}
+	w.frames.Store(0)
+	w.bytes.Store(0)
 	msg := `{"id":"v1","type":"upvote","question":` + strconv.Quote(o.Question) + `}`
 	var lastSend atomic.Int64
 	var wg sync.WaitGroup
