@@ -148,6 +148,39 @@ func TestHostileResume(t *testing.T) {
 	}
 }
 
+// TestMixed runs the Q&A over two listeners: the broadcast stream alone
+// and during the storm must each reach every attendee, every vote must be
+// counted once and every question acked (counts, never timings).
+func TestMixed(t *testing.T) {
+	const clients, askers, broadcasts = 20, 5, 4
+	urls := startServer(t, 2)
+	rep := runBench(t, "-url", strings.Join(urls, ","), "-scenario", "mixed", "-clients", strconv.Itoa(clients),
+		"-per-worker", "8", "-askers", strconv.Itoa(askers), "-broadcasts", strconv.Itoa(broadcasts), "-rate", "50",
+		"-vote-window", "300ms")
+	x := rep.Mixed
+	if x == nil {
+		t.Fatalf("mixed: no result; errors %v", rep.Errors)
+	}
+	for name, pass := range map[string]*RevealResult{"quiet": x.Quiet, "storm": x.Storm} {
+		if pass.Broadcasts != broadcasts || pass.Deliveries != clients*broadcasts || pass.Missed != 0 {
+			t.Errorf("%s: got %+v, want %d deliveries, none missed", name, pass, clients*broadcasts)
+		}
+	}
+	if want := x.Storm.Latency.P99Ms / x.Quiet.Latency.P99Ms; x.P99Ratio != want {
+		t.Errorf("p99 ratio: got %v, want %v", x.P99Ratio, want)
+	}
+	if x.Askers != askers || x.Asked != askers {
+		t.Errorf("questions: got %d of %d asked, want %d", x.Asked, x.Askers, askers)
+	}
+	if v := x.Votes; v.Acked != clients || v.Rejected != 0 || v.Counted != clients || !v.ExactlyOnce || v.NotConverged != 0 || v.FramesMin < 1 || v.BytesMean <= 0 {
+		t.Errorf("votes: got %+v, want %d votes counted once, shown everywhere, frames and bytes counted", v, clients)
+	}
+	var out bytes.Buffer
+	if err := rep.writeTable(&out); err != nil || !strings.Contains(out.String(), "storm p99 / quiet p99") {
+		t.Errorf("table: %v\n%s", err, out.String())
+	}
+}
+
 // TestIdleWithoutPIDs reports the memory as not measured rather than
 // guessing.
 func TestIdleWithoutPIDs(t *testing.T) {
@@ -182,7 +215,7 @@ func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-clients", "0"}, {"-clients", "100001"}, {"-per-worker", "5001"}, {"-scenario", "nap"},
 		{"-event", "confetti"}, {"-rate", "0"}, {"-source-addrs", "251"}, {"-timeout", "2h"},
-		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"},
+		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"}, {"-askers", "-1"},
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {
 			t.Errorf("%v: accepted, want an error", args)

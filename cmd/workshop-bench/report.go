@@ -29,6 +29,7 @@ type Report struct {
 	// flooding resumes beside the others (its Hostile says what it did).
 	HostileResume *RevealResult `json:"hostileResume,omitempty"`
 	Votes         *VoteResult   `json:"votes,omitempty"`
+	Mixed         *MixedResult  `json:"mixed,omitempty"`
 	Errors        []string      `json:"errors,omitempty"`
 }
 
@@ -95,6 +96,22 @@ type VoteResult struct {
 	Errors             map[string]int `json:"errors,omitempty"`
 
 	lastSend, lastAck int64 // Unix ns of the last vote written and the last ack, from castVotes for awaitFinal
+}
+
+// MixedResult is the Q&A scenario's outcome: the same broadcast stream
+// alone and under a storm of votes and questions, in one room, and what
+// the storm did. Votes holds the storm's votes, its frames and bytes.
+type MixedResult struct {
+	Attendees  int            `json:"attendees"`
+	Joined     int            `json:"joined"`
+	JoinFailed int            `json:"joinFailed"`
+	JoinErrors map[string]int `json:"joinErrors,omitempty"`
+	Quiet      *RevealResult  `json:"quiet"`    // the stream alone, before the storm
+	Storm      *RevealResult  `json:"storm"`    // the same stream during the storm
+	P99Ratio   float64        `json:"p99Ratio"` // storm p99 / quiet p99; the aim is 2 at most
+	Askers     int            `json:"askers"`   // attendees who asked a question during the storm
+	Asked      int            `json:"asked"`    // their questions acknowledged
+	Votes      *VoteResult    `json:"votes"`
 }
 
 // JoinResult is the join storm's outcome.
@@ -201,6 +218,14 @@ func (r *Report) writeTable(w io.Writer) error {
 	if x := r.Votes; x != nil {
 		joinRows(row, "votes", x.Joined, x.Attendees, x.JoinErrors)
 		voteRows(row, "votes", x)
+	}
+	if x := r.Mixed; x != nil {
+		joinRows(row, "mixed", x.Joined, x.Attendees, x.JoinErrors)
+		revealRows(row, "mixed quiet", x.Quiet)
+		revealRows(row, "mixed storm", x.Storm)
+		row("mixed", "storm p99 / quiet p99", "%.2f (the aim: 2 at most)", x.P99Ratio)
+		row("mixed", "questions asked acked", "%d/%d", x.Asked, x.Askers)
+		voteRows(row, "mixed storm", x.Votes)
 	}
 	for _, e := range r.Errors {
 		row("error", "", "%s", e)
