@@ -30,6 +30,7 @@ type Report struct {
 	HostileResume *RevealResult `json:"hostileResume,omitempty"`
 	Votes         *VoteResult   `json:"votes,omitempty"`
 	Mixed         *MixedResult  `json:"mixed,omitempty"`
+	Fault         *FaultResult  `json:"fault,omitempty"`
 	Errors        []string      `json:"errors,omitempty"`
 }
 
@@ -81,12 +82,14 @@ type VoteResult struct {
 	VotingS            float64        `json:"votingS"` // first vote due to last vote sent
 	Acked              int            `json:"acked"`
 	Rejected           int            `json:"rejected"`
-	Retries            int            `json:"retries"`            // resends with the same id, as the web client does
-	Counted            int            `json:"counted"`            // the question's votes on the server afterwards
-	Lost               int            `json:"lost"`               // acknowledged votes missing from the count
-	ExactlyOnce        bool           `json:"exactlyOnce"`        // every acknowledged vote counted, nothing counted twice
-	ConvergeMs         float64        `json:"convergeMs"`         // last vote sent to every client showing the final count
-	ConvergeAfterAckMs float64        `json:"convergeAfterAckMs"` // last ack to the same
+	Retries            int            `json:"retries"`                // resends with the same id, as the web client does
+	Resent             int            `json:"resent,omitempty"`       // resends with the same id after a reconnect (fault)
+	AlreadyVoted       int            `json:"alreadyVoted,omitempty"` // of the acked: a resend answered conflict, already voted (an earlier send counted)
+	Counted            int            `json:"counted"`                // the question's votes on the server afterwards
+	Lost               int            `json:"lost"`                   // acknowledged votes missing from the count
+	ExactlyOnce        bool           `json:"exactlyOnce"`            // every acknowledged vote counted, nothing counted twice
+	ConvergeMs         float64        `json:"convergeMs"`             // last vote sent to every client showing the final count
+	ConvergeAfterAckMs float64        `json:"convergeAfterAckMs"`     // last ack to the same
 	NotConverged       int            `json:"notConverged"`
 	Dropped            int            `json:"dropped"`
 	FramesMean         float64        `json:"framesMean"` // WebSocket messages per client during the storm
@@ -112,6 +115,27 @@ type MixedResult struct {
 	Askers     int            `json:"askers"`   // attendees who asked a question during the storm
 	Asked      int            `json:"asked"`    // their questions acknowledged
 	Votes      *VoteResult    `json:"votes"`
+}
+
+// FaultResult is the outcome of killing one instance during a vote
+// storm. Votes holds the storm's votes and the survivor's count.
+type FaultResult struct {
+	Attendees        int            `json:"attendees"`
+	Joined           int            `json:"joined"`
+	JoinFailed       int            `json:"joinFailed"`
+	JoinErrors       map[string]int `json:"joinErrors,omitempty"`
+	Killed           string         `json:"killed"`           // the URL of the instance killed
+	KilledPID        int            `json:"killedPid"`        // its process, from -server-pids
+	KillAfterS       float64        `json:"killAfterS"`       // from the first vote due to the kill
+	OnKilled         int            `json:"onKilled"`         // attendees whose connection to it the kill ended
+	Reconnected      int            `json:"reconnected"`      // of those, welcomed again by another instance
+	Back             Latency        `json:"back"`             // kill to welcomed again, per reconnected attendee
+	FinalAfterKillMs float64        `json:"finalAfterKillMs"` // kill to every attendee showing the final count; 0 if some never did
+	OtherDrops       int            `json:"otherDrops"`       // attendees that lost a connection to another instance
+	Gaps             int            `json:"gaps"`             // attendees that saw a gap in the room's sequence
+	NothingLost      bool           `json:"nothingLost"`      // counted >= acked
+	CountedOnce      bool           `json:"countedOnce"`      // counted <= attendees
+	Votes            *VoteResult    `json:"votes"`
 }
 
 // JoinResult is the join storm's outcome.
@@ -227,6 +251,23 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("mixed", "questions asked acked", "%d/%d", x.Asked, x.Askers)
 		voteRows(row, "mixed storm", x.Votes)
 	}
+	if x := r.Fault; x != nil {
+		joinRows(row, "fault", x.Joined, x.Attendees, x.JoinErrors)
+		row("fault", "killed", "%s (pid %d), %.1f s into the vote window", x.Killed, x.KilledPID, x.KillAfterS)
+		row("fault", "on the killed instance / reconnected", "%d / %d (%d dropped elsewhere, %d saw a gap)", x.OnKilled, x.Reconnected, x.OtherDrops, x.Gaps)
+		row("fault", "kill to welcomed again p50 / p90 / p99 / max", "%s", x.Back)
+		switch {
+		case x.FinalAfterKillMs > 0:
+			row("fault", "kill to every client showing the final count", "%.0f ms", x.FinalAfterKillMs)
+		case x.Votes.NotConverged > 0:
+			row("fault", "kill to every client showing the final count", "never: %d clients do not show it", x.Votes.NotConverged)
+		default:
+			row("fault", "kill to every client showing the final count", "not measured")
+		}
+		row("fault", "nothing acknowledged lost / counted once", "%v (counted %d >= acked %d) / %v (counted <= %d joined)",
+			x.NothingLost, x.Votes.Counted, x.Votes.Acked, x.CountedOnce, x.Joined)
+		voteRows(row, "fault", x.Votes)
+	}
 	for _, e := range r.Errors {
 		row("error", "", "%s", e)
 	}
@@ -279,6 +320,9 @@ func joinRows(row func(string, string, string, ...any), scenario string, joined,
 // and how the count reached the clients.
 func voteRows(row func(string, string, string, ...any), scenario string, x *VoteResult) {
 	row(scenario, "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
+	if x.Resent > 0 || x.AlreadyVoted > 0 {
+		row(scenario, "votes resent after a reconnect", "%d, %d of them answered conflict (already voted: an earlier send counted, its ack was lost)", x.Resent, x.AlreadyVoted)
+	}
 	row(scenario, "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
 	row(scenario, "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
 	row(scenario, "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)

@@ -47,7 +47,8 @@ type attendees struct {
 
 // joinMode says what a scenario's attendees do besides joining.
 type joinMode struct {
-	record bool // keep the receipt time of every event (the reveal scenarios)
+	record    bool // keep the receipt time of every event (the reveal scenarios)
+	reconnect bool // connect again when a connection drops, and resume (fault)
 }
 
 // join starts workers for n attendees of roomID and connects them, spread
@@ -66,7 +67,7 @@ func (b *bench) join(ctx context.Context, name, roomID string, n int, window tim
 	replies, err := p.ask(ctx, p.each(func(i int) order {
 		return order{
 			Op: opJoin, Room: roomID, URLs: b.cfg.urls, First: p.first[i], Count: p.count[i], Total: n,
-			SourceAddrs: b.cfg.sourceAddrs, Record: mode.record,
+			SourceAddrs: b.cfg.sourceAddrs, Record: mode.record, Reconnect: mode.reconnect,
 			Start: at.start.UnixNano(), Window: int64(window), Timeout: int64(b.cfg.joinTimeout),
 		}
 	}), spreadLead+window+b.cfg.joinTimeout+orderMargin)
@@ -512,6 +513,8 @@ func (b *bench) castVotes(ctx context.Context, name string, at *attendees, o ord
 		res.Acked += r.Acked
 		res.Rejected += r.Rejected
 		res.Retries += r.Retries
+		res.Resent += r.Resent
+		res.AlreadyVoted += r.AlreadyVoted
 		res.lastSend = max(res.lastSend, r.LastSend)
 		res.lastAck = max(res.lastAck, r.LastAck)
 		addCounts(res.Errors, r.Errors)
