@@ -130,7 +130,7 @@ type FaultResult struct {
 	OnKilled         int            `json:"onKilled"`         // attendees whose connection to it the kill ended
 	Reconnected      int            `json:"reconnected"`      // of those, welcomed again by another instance
 	Back             Latency        `json:"back"`             // kill to welcomed again, per reconnected attendee
-	FinalAfterKillMs float64        `json:"finalAfterKillMs"` // kill to every attendee showing the final count; 0 if some never did
+	FinalAfterKillMs float64        `json:"finalAfterKillMs"` // kill to every attendee showing the final count (the rest of the window included: the count is final after the last vote); 0 if some never did
 	OtherDrops       int            `json:"otherDrops"`       // attendees that lost a connection to another instance
 	Gaps             int            `json:"gaps"`             // attendees that saw a gap in the room's sequence
 	NothingLost      bool           `json:"nothingLost"`      // counted >= acked
@@ -258,7 +258,7 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("fault", "kill to welcomed again p50 / p90 / p99 / max", "%s", x.Back)
 		switch {
 		case x.FinalAfterKillMs > 0:
-			row("fault", "kill to every client showing the final count", "%.0f ms", x.FinalAfterKillMs)
+			row("fault", "kill to every client showing the final count", "%.0f ms (the votes went on for %.1f s after the kill)", x.FinalAfterKillMs, x.Votes.VotingS-x.KillAfterS)
 		case x.Votes.NotConverged > 0:
 			row("fault", "kill to every client showing the final count", "never: %d clients do not show it", x.Votes.NotConverged)
 		default:
