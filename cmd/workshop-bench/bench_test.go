@@ -23,7 +23,11 @@ func TestMain(m *testing.M) {
 	if lifetime, ok := os.LookupEnv(workerEnv); ok {
 		os.Exit(workerMain(lifetime, os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if serverBuild.dir != "" {
+		os.RemoveAll(serverBuild.dir)
+	}
+	os.Exit(code)
 }
 
 // startServer runs a real hub on the embedded store in this process,
@@ -148,6 +152,39 @@ func TestHostileResume(t *testing.T) {
 	}
 }
 
+// TestMixed runs the Q&A over two listeners: the broadcast stream alone
+// and during the storm must each reach every attendee, every vote must be
+// counted once and every question acked (counts, never timings).
+func TestMixed(t *testing.T) {
+	const clients, askers, broadcasts = 20, 5, 4
+	urls := startServer(t, 2)
+	rep := runBench(t, "-url", strings.Join(urls, ","), "-scenario", "mixed", "-clients", strconv.Itoa(clients),
+		"-per-worker", "8", "-askers", strconv.Itoa(askers), "-broadcasts", strconv.Itoa(broadcasts), "-rate", "50",
+		"-vote-window", "300ms")
+	x := rep.Mixed
+	if x == nil {
+		t.Fatalf("mixed: no result; errors %v", rep.Errors)
+	}
+	for name, pass := range map[string]*RevealResult{"quiet": x.Quiet, "storm": x.Storm} {
+		if pass.Broadcasts != broadcasts || pass.Deliveries != clients*broadcasts || pass.Missed != 0 {
+			t.Errorf("%s: got %+v, want %d deliveries, none missed", name, pass, clients*broadcasts)
+		}
+	}
+	if want := x.Storm.Latency.P99Ms / x.Quiet.Latency.P99Ms; x.P99Ratio != want {
+		t.Errorf("p99 ratio: got %v, want %v", x.P99Ratio, want)
+	}
+	if x.Askers != askers || x.Asked != askers {
+		t.Errorf("questions: got %d of %d asked, want %d", x.Asked, x.Askers, askers)
+	}
+	if v := x.Votes; v.Acked != clients || v.Rejected != 0 || v.Counted != clients || !v.ExactlyOnce || v.NotConverged != 0 || v.FramesMin < 1 || v.BytesMean <= 0 {
+		t.Errorf("votes: got %+v, want %d votes counted once, shown everywhere, frames and bytes counted", v, clients)
+	}
+	var out bytes.Buffer
+	if err := rep.writeTable(&out); err != nil || !strings.Contains(out.String(), "storm p99 / quiet p99") {
+		t.Errorf("table: %v\n%s", err, out.String())
+	}
+}
+
 // TestIdleWithoutPIDs reports the memory as not measured rather than
 // guessing.
 func TestIdleWithoutPIDs(t *testing.T) {
@@ -182,7 +219,10 @@ func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-clients", "0"}, {"-clients", "100001"}, {"-per-worker", "5001"}, {"-scenario", "nap"},
 		{"-event", "confetti"}, {"-rate", "0"}, {"-source-addrs", "251"}, {"-timeout", "2h"},
-		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"},
+		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"}, {"-askers", "-1"},
+		{"-scenario", "fault"}, // one URL
+		{"-scenario", "fault", "-url", "http://127.0.0.1:1,http://127.0.0.1:2"},                       // no pids
+		{"-scenario", "fault", "-url", "http://127.0.0.1:1,http://127.0.0.1:2", "-server-pids", "10"}, // a pid short
 	} {
 		if _, err := parseConfig(args, io.Discard); err == nil {
 			t.Errorf("%v: accepted, want an error", args)
@@ -229,13 +269,19 @@ func TestTable(t *testing.T) {
 		Joins:  &JoinResult{Attendees: 3, Joined: 2, Failed: 1, Errors: map[string]int{"timed out": 1}},
 		Reveal: &RevealResult{Attendees: 3, Joined: 3, Broadcasts: 2, Event: "reveal", Deliveries: 6, Latency: latencyOf([]int64{1000, 2000, 3000})},
 		Votes:  &VoteResult{Attendees: 3, Joined: 3, Acked: 3, Counted: 3, ExactlyOnce: true},
+		Mixed: &MixedResult{Attendees: 3, Joined: 3, Quiet: &RevealResult{Event: "reveal"}, Storm: &RevealResult{Event: "reveal"},
+			P99Ratio: 1.5, Askers: 2, Asked: 2, Votes: &VoteResult{Acked: 3, Counted: 3}},
+		Fault: &FaultResult{Attendees: 3, Joined: 3, Killed: "http://127.0.0.1:2", OnKilled: 1, Reconnected: 1,
+			Back: latencyOf([]int64{400000}), NothingLost: true, CountedOnce: true, Votes: &VoteResult{Acked: 3, Counted: 3, Resent: 1, AlreadyVoted: 1}},
 		Errors: []string{"votes: something"},
 	}
 	var out bytes.Buffer
 	if err := rep.writeTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"256.0 KiB", "1 × timed out", "2.0 / 3.0 / 3.0 / 3.0 ms (n=3)", "exactly once: true", "votes: something"} {
+	for _, want := range []string{"256.0 KiB", "1 × timed out", "2.0 / 3.0 / 3.0 / 3.0 ms (n=3)", "exactly once: true", "votes: something",
+		"1.50 (the aim: 2 at most)", "2/2", "1 / 1 (0 dropped elsewhere", "400.0 / 400.0 / 400.0 / 400.0 ms (n=1)",
+		"not measured", "1, 1 of them answered conflict"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -15,6 +15,18 @@
 //   - votes: N attendees each upvote one question once within a window;
 //     every vote must be counted once and every client must show the final
 //     count soon after the last vote.
+//   - mixed: a Q&A. The reveal's broadcast stream in a room of N
+//     attendees, first alone, then during a storm in which every attendee
+//     upvotes once and -askers of them ask a question, spread over the vote
+//     window; the stream's latency in both, the ratio of their p99s, and the
+//     storm's votes, questions, frames and bytes per client.
+//   - fault: votes over two instances or more (-redis in bench.sh), and
+//     the instance of the second -url killed (SIGKILL, its pid from
+//     -server-pids) in the middle of the vote window. Its attendees connect
+//     again to the next instance that answers, as the pages do, resume with
+//     their epoch and sequence and resend an unacknowledged vote with its
+//     id; how many came back and how soon, and whether every acknowledged
+//     vote was counted once. Only this scenario's attendees reconnect.
 //   - joins: N attendees connect within a window and must each receive
 //     their snapshot.
 //   - idle: the resident memory of the server processes before and after N
@@ -80,6 +92,7 @@ type config struct {
 	broadcasts   int
 	rate         float64
 	event        string
+	askers       int
 	voteWindow   time.Duration
 	joinWindow   time.Duration
 	joinTimeout  time.Duration
@@ -99,13 +112,14 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("workshop-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	urls := fs.String("url", "http://127.0.0.1:8080", "comma-separated server base URLs; attendees are spread over them round-robin")
-	pids := fs.String("server-pids", "", "comma-separated pids of the server processes, for the idle memory scenario")
-	fs.StringVar(&c.scenario, "scenario", "reveal", "reveal, hostile-resume (reveal beside one attendee flooding resumes), votes, joins, idle or all (idle, joins, reveal, votes)")
+	pids := fs.String("server-pids", "", "comma-separated pids of the server processes, in the order of -url: the idle scenario reads their memory, reveal their CPU, fault kills the second")
+	fs.StringVar(&c.scenario, "scenario", "reveal", "reveal, hostile-resume (reveal beside one attendee flooding resumes), votes, mixed (the reveal's stream alone, then during votes and questions), fault (votes while an instance is killed), joins, idle or all (idle, joins, reveal, votes)")
 	fs.IntVar(&c.clients, "clients", 1000, "attendees per scenario")
-	fs.IntVar(&c.broadcasts, "broadcasts", 50, "reveal scenario: reveals (or highlights) the facilitator sends")
-	fs.Float64Var(&c.rate, "rate", 10, "reveal scenario: broadcasts per second")
-	fs.StringVar(&c.event, "event", "reveal", "reveal scenario: what the facilitator sends, reveal or highlight")
-	fs.DurationVar(&c.voteWindow, "vote-window", 10*time.Second, "votes scenario: the votes are spread evenly over this window")
+	fs.IntVar(&c.broadcasts, "broadcasts", 50, "reveal and mixed scenarios: reveals (or highlights) the facilitator sends (mixed: in each pass)")
+	fs.Float64Var(&c.rate, "rate", 10, "reveal and mixed scenarios: broadcasts per second")
+	fs.StringVar(&c.event, "event", "reveal", "reveal and mixed scenarios: what the facilitator sends, reveal or highlight")
+	fs.IntVar(&c.askers, "askers", 100, "mixed scenario: attendees (of -clients) who ask a question during the storm")
+	fs.DurationVar(&c.voteWindow, "vote-window", 10*time.Second, "votes, mixed and fault scenarios: the votes are spread evenly over this window")
 	fs.DurationVar(&c.joinWindow, "join-window", 10*time.Second, "joins scenario: the joins are spread evenly over this window")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "one attendee's dial, hello and snapshot must take less than this")
 	fs.DurationVar(&c.deliveryWait, "delivery-timeout", 10*time.Second, "after the last broadcast or vote, how long to wait before what has not arrived counts as missed")
@@ -146,9 +160,17 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		c.pids = append(c.pids, pid)
 	}
 	switch c.scenario {
-	case "reveal", "hostile-resume", "votes", "joins", "idle", "all":
+	case "reveal", "hostile-resume", "votes", "mixed", "fault", "joins", "idle", "all":
 	default:
-		return c, fmt.Errorf("-scenario: want reveal, hostile-resume, votes, joins, idle or all, got %q", c.scenario)
+		return c, fmt.Errorf("-scenario: want reveal, hostile-resume, votes, mixed, fault, joins, idle or all, got %q", c.scenario)
+	}
+	if c.scenario == "fault" {
+		if len(c.urls) < 2 {
+			return c, fmt.Errorf("-scenario fault: kills one of two instances or more, so it needs two -url values or more, got %d (bench.sh -redis starts two)", len(c.urls))
+		}
+		if len(c.pids) != len(c.urls) {
+			return c, fmt.Errorf("-scenario fault: needs -server-pids, one pid per -url in the same order (it kills the second), got %d pids for %d URLs", len(c.pids), len(c.urls))
+		}
 	}
 	switch c.event {
 	case "reveal", "highlight":
@@ -158,6 +180,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case c.clients < 1 || c.clients > maxClients:
 		return c, fmt.Errorf("-clients: want 1 to %d, got %d", maxClients, c.clients)
+	case c.askers < 0 || c.askers > maxClients:
+		return c, fmt.Errorf("-askers: want 0 to %d, got %d", maxClients, c.askers)
 	case c.broadcasts < 1 || c.broadcasts > maxBroadcasts:
 		return c, fmt.Errorf("-broadcasts: want 1 to %d, got %d", maxBroadcasts, c.broadcasts)
 	case c.rate <= 0 || c.rate > 1000:
@@ -256,6 +280,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.HostileResume, err = b.reveal(ctx, true)
 		case "votes":
 			rep.Votes, err = b.votes(ctx)
+		case "mixed":
+			rep.Mixed, err = b.mixed(ctx)
+		case "fault":
+			rep.Fault, err = b.fault(ctx)
 		case "joins":
 			rep.Joins, err = b.joins(ctx)
 		case "idle":

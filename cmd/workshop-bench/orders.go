@@ -2,7 +2,9 @@ package main
 
 // The coordinator and its worker processes talk in JSON lines: orders on
 // the worker's stdin, replies on its stdout. A worker serves one scenario:
-// join, then vote and converge (votes) or latency (reveal), then close.
+// join, then vote and converge (votes), latency (reveal), latency, vote,
+// latency and converge (mixed) or vote, converge and rejoins (fault),
+// then close.
 
 // Order operations.
 const (
@@ -10,6 +12,7 @@ const (
 	opVote     = "vote"     // each attendee upvotes Question once, answer voted
 	opConverge = "converge" // wait until every attendee shows Final votes, answer converged
 	opLatency  = "latency"  // wait for the broadcasts in Sends, answer latency
+	opRejoins  = "rejoins"  // answer the attendees' dropped connections and returns (Reconnect)
 	// The hostile-resume scenario's attacker, in a worker of its own.
 	opHostile     = "hostile"      // connect one attendee to Room on URLs[0] and flood resumes; answer once refused
 	opHostileStop = "hostile-stop" // stop the flood, answer what it sent and what came back
@@ -35,6 +38,7 @@ type order struct {
 	Total       int      `json:"total,omitempty"`       // attendees over all workers: start times spread by global index
 	SourceAddrs int      `json:"sourceAddrs,omitempty"` // loopback source addresses to spread over
 	Record      bool     `json:"record,omitempty"`      // keep the receipt time of every event sequence
+	Reconnect   bool     `json:"reconnect,omitempty"`   // a dropped connection connects again to the next of URLs and resumes (redial)
 
 	// join and vote: attendee i starts at Start + i*Window/Total; a zero
 	// Window means as fast as allowed (joinConcurrency dials at a time).
@@ -44,10 +48,19 @@ type order struct {
 
 	// vote
 	Question string `json:"question,omitempty"`
+	Askers   int    `json:"askers,omitempty"` // this many attendees, spread over the indexes, ask a question before they vote
 	// converge
 	Final int `json:"final,omitempty"`
 	// latency: event sequence -> when the facilitator sent its command
 	Sends map[uint64]int64 `json:"sends,omitempty"`
+}
+
+// rejoin is one attendee's dropped connections and its return, in Unix ns.
+type rejoin struct {
+	URL    string `json:"url"`              // the server of the first connection that dropped
+	Drops  int    `json:"drops"`            // connections that dropped
+	DropAt int64  `json:"dropAt"`           // the first drop
+	BackAt int64  `json:"backAt,omitempty"` // the welcome after the last drop; absent while away
 }
 
 // reply is a worker's answer to an order, or its periodic progress.
@@ -58,11 +71,12 @@ type reply struct {
 	// progress, and every answer
 	Connected int   `json:"connected"` // attendees with a snapshot and an open connection
 	Closed    int   `json:"closed"`    // attendees whose connection ended unasked
-	Frames    int64 `json:"frames"`    // WebSocket messages received since the last join
+	Frames    int64 `json:"frames"`    // WebSocket messages received since the last join or vote order
 	Bytes     int64 `json:"bytes"`     // their bytes
 	Answered  int   `json:"answered"`  // votes answered so far
 	Reached   int   `json:"reached"`   // attendees showing the final count (converge)
 	Received  int64 `json:"received"`  // broadcasts received (latency)
+	Rejoined  int   `json:"rejoined"`  // welcomes after a reconnect
 
 	// joined
 	Joined     int            `json:"joined,omitempty"`
@@ -72,11 +86,14 @@ type reply struct {
 	Errors     map[string]int `json:"errors,omitempty"`     // failure -> attendees
 
 	// voted
-	Acked    int   `json:"acked,omitempty"`
-	Rejected int   `json:"rejected,omitempty"`
-	Retries  int   `json:"retries,omitempty"`  // resends asked for by rate_limited or unavailable
-	LastSend int64 `json:"lastSend,omitempty"` // when the last vote was written
-	LastAck  int64 `json:"lastAck,omitempty"`  // when the last ack arrived
+	Acked        int   `json:"acked,omitempty"`
+	Asked        int   `json:"asked,omitempty"` // questions acknowledged
+	Rejected     int   `json:"rejected,omitempty"`
+	Retries      int   `json:"retries,omitempty"`      // resends asked for by rate_limited or unavailable
+	Resent       int   `json:"resent,omitempty"`       // resends after a reconnect
+	AlreadyVoted int   `json:"alreadyVoted,omitempty"` // of the acked: a resend answered conflict, already voted
+	LastSend     int64 `json:"lastSend,omitempty"`     // when the last vote was written
+	LastAck      int64 `json:"lastAck,omitempty"`      // when the last ack arrived
 
 	// converged
 	NotReached int   `json:"notReached,omitempty"`
@@ -88,6 +105,10 @@ type reply struct {
 	// latency: microseconds from send to receipt, per attendee and broadcast
 	LatencyMicros []int64 `json:"latencyMicros,omitempty"`
 	Missed        int     `json:"missed,omitempty"`
+
+	// rejoins
+	Rejoins []rejoin `json:"rejoins,omitempty"`
+	Gaps    int      `json:"gaps,omitempty"` // attendees that saw a gap in the room's sequence
 
 	// hostile, hostile-stop
 	Hostile *HostileResult `json:"hostile,omitempty"`

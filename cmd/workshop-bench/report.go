@@ -29,6 +29,8 @@ type Report struct {
 	// flooding resumes beside the others (its Hostile says what it did).
 	HostileResume *RevealResult `json:"hostileResume,omitempty"`
 	Votes         *VoteResult   `json:"votes,omitempty"`
+	Mixed         *MixedResult  `json:"mixed,omitempty"`
+	Fault         *FaultResult  `json:"fault,omitempty"`
 	Errors        []string      `json:"errors,omitempty"`
 }
 
@@ -80,12 +82,14 @@ type VoteResult struct {
 	VotingS            float64        `json:"votingS"` // first vote due to last vote sent
 	Acked              int            `json:"acked"`
 	Rejected           int            `json:"rejected"`
-	Retries            int            `json:"retries"`            // resends with the same id, as the web client does
-	Counted            int            `json:"counted"`            // the question's votes on the server afterwards
-	Lost               int            `json:"lost"`               // acknowledged votes missing from the count
-	ExactlyOnce        bool           `json:"exactlyOnce"`        // every acknowledged vote counted, nothing counted twice
-	ConvergeMs         float64        `json:"convergeMs"`         // last vote sent to every client showing the final count
-	ConvergeAfterAckMs float64        `json:"convergeAfterAckMs"` // last ack to the same
+	Retries            int            `json:"retries"`                // resends with the same id, as the web client does
+	Resent             int            `json:"resent,omitempty"`       // resends with the same id after a reconnect (fault)
+	AlreadyVoted       int            `json:"alreadyVoted,omitempty"` // of the acked: a resend answered conflict, already voted (an earlier send counted)
+	Counted            int            `json:"counted"`                // the question's votes on the server afterwards
+	Lost               int            `json:"lost"`                   // acknowledged votes missing from the count
+	ExactlyOnce        bool           `json:"exactlyOnce"`            // every acknowledged vote counted, nothing counted twice
+	ConvergeMs         float64        `json:"convergeMs"`             // last vote sent to every client showing the final count
+	ConvergeAfterAckMs float64        `json:"convergeAfterAckMs"`     // last ack to the same
 	NotConverged       int            `json:"notConverged"`
 	Dropped            int            `json:"dropped"`
 	FramesMean         float64        `json:"framesMean"` // WebSocket messages per client during the storm
@@ -93,6 +97,45 @@ type VoteResult struct {
 	FramesMax          int64          `json:"framesMax"`
 	BytesMean          float64        `json:"bytesMean"` // their bytes per client
 	Errors             map[string]int `json:"errors,omitempty"`
+
+	lastSend, lastAck int64 // Unix ns of the last vote written and the last ack, from castVotes for awaitFinal
+}
+
+// MixedResult is the Q&A scenario's outcome: the same broadcast stream
+// alone and under a storm of votes and questions, in one room, and what
+// the storm did. Votes holds the storm's votes, its frames and bytes.
+type MixedResult struct {
+	Attendees  int            `json:"attendees"`
+	Joined     int            `json:"joined"`
+	JoinFailed int            `json:"joinFailed"`
+	JoinErrors map[string]int `json:"joinErrors,omitempty"`
+	Quiet      *RevealResult  `json:"quiet"`    // the stream alone, before the storm
+	Storm      *RevealResult  `json:"storm"`    // the same stream during the storm
+	P99Ratio   float64        `json:"p99Ratio"` // storm p99 / quiet p99; the aim is 2 at most
+	Askers     int            `json:"askers"`   // attendees who asked a question during the storm
+	Asked      int            `json:"asked"`    // their questions acknowledged
+	Votes      *VoteResult    `json:"votes"`
+}
+
+// FaultResult is the outcome of killing one instance during a vote
+// storm. Votes holds the storm's votes and the survivor's count.
+type FaultResult struct {
+	Attendees        int            `json:"attendees"`
+	Joined           int            `json:"joined"`
+	JoinFailed       int            `json:"joinFailed"`
+	JoinErrors       map[string]int `json:"joinErrors,omitempty"`
+	Killed           string         `json:"killed"`           // the URL of the instance killed
+	KilledPID        int            `json:"killedPid"`        // its process, from -server-pids
+	KillAfterS       float64        `json:"killAfterS"`       // from the first vote due to the kill
+	OnKilled         int            `json:"onKilled"`         // attendees whose connection to it the kill ended
+	Reconnected      int            `json:"reconnected"`      // of those, welcomed again by another instance
+	Back             Latency        `json:"back"`             // kill to welcomed again, per reconnected attendee
+	FinalAfterKillMs float64        `json:"finalAfterKillMs"` // kill to every attendee showing the final count (the rest of the window included: the count is final after the last vote); 0 if some never did
+	OtherDrops       int            `json:"otherDrops"`       // attendees that lost a connection to another instance
+	Gaps             int            `json:"gaps"`             // attendees that saw a gap in the room's sequence
+	NothingLost      bool           `json:"nothingLost"`      // counted >= acked
+	CountedOnce      bool           `json:"countedOnce"`      // counted <= attendees
+	Votes            *VoteResult    `json:"votes"`
 }
 
 // JoinResult is the join storm's outcome.
@@ -188,20 +231,42 @@ func (r *Report) writeTable(w io.Writer) error {
 		row("joins", "join time p50 / p90 / p99 / max", "%s", x.Join)
 		errorRows(row, "joins", x.Errors)
 	}
-	revealRows(row, "reveal", r.Reveal)
-	revealRows(row, "hostile-resume", r.HostileResume)
+	if x := r.Reveal; x != nil {
+		joinRows(row, "reveal", x.Joined, x.Attendees, x.JoinErrors)
+		revealRows(row, "reveal", x)
+	}
+	if x := r.HostileResume; x != nil {
+		joinRows(row, "hostile-resume", x.Joined, x.Attendees, x.JoinErrors)
+		revealRows(row, "hostile-resume", x)
+	}
 	if x := r.Votes; x != nil {
-		row("votes", "attendees joined", "%d/%d", x.Joined, x.Attendees)
-		errorRows(row, "votes", x.JoinErrors)
-		row("votes", "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
-		row("votes", "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
-		row("votes", "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
-		row("votes", "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
-		if x.VotingS > 0 {
-			row("votes", "per client per second of voting", "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
+		joinRows(row, "votes", x.Joined, x.Attendees, x.JoinErrors)
+		voteRows(row, "votes", x)
+	}
+	if x := r.Mixed; x != nil {
+		joinRows(row, "mixed", x.Joined, x.Attendees, x.JoinErrors)
+		revealRows(row, "mixed quiet", x.Quiet)
+		revealRows(row, "mixed storm", x.Storm)
+		row("mixed", "storm p99 / quiet p99", "%.2f (the aim: 2 at most)", x.P99Ratio)
+		row("mixed", "questions asked acked", "%d/%d", x.Asked, x.Askers)
+		voteRows(row, "mixed storm", x.Votes)
+	}
+	if x := r.Fault; x != nil {
+		joinRows(row, "fault", x.Joined, x.Attendees, x.JoinErrors)
+		row("fault", "killed", "%s (pid %d), %.1f s into the vote window", x.Killed, x.KilledPID, x.KillAfterS)
+		row("fault", "on the killed instance / reconnected", "%d / %d (%d dropped elsewhere, %d saw a gap)", x.OnKilled, x.Reconnected, x.OtherDrops, x.Gaps)
+		row("fault", "kill to welcomed again p50 / p90 / p99 / max", "%s", x.Back)
+		switch {
+		case x.FinalAfterKillMs > 0:
+			row("fault", "kill to every client showing the final count", "%.0f ms (the votes went on for %.1f s after the kill)", x.FinalAfterKillMs, x.Votes.VotingS-x.KillAfterS)
+		case x.Votes.NotConverged > 0:
+			row("fault", "kill to every client showing the final count", "never: %d clients do not show it", x.Votes.NotConverged)
+		default:
+			row("fault", "kill to every client showing the final count", "not measured")
 		}
-		row("votes", "connections dropped", "%d", x.Dropped)
-		errorRows(row, "votes", x.Errors)
+		row("fault", "nothing acknowledged lost / counted once", "%v (counted %d >= acked %d) / %v (counted <= %d joined)",
+			x.NothingLost, x.Votes.Counted, x.Votes.Acked, x.CountedOnce, x.Joined)
+		voteRows(row, "fault", x.Votes)
 	}
 	for _, e := range r.Errors {
 		row("error", "", "%s", e)
@@ -213,8 +278,6 @@ func revealRows(row func(string, string, string, ...any), scenario string, x *Re
 	if x == nil {
 		return
 	}
-	row(scenario, "attendees joined", "%d/%d", x.Joined, x.Attendees)
-	errorRows(row, scenario, x.JoinErrors)
 	row(scenario, "broadcasts", "%d %ss at %.1f/s", x.Broadcasts, x.Event, x.RatePerS)
 	row(scenario, "deliveries / missed / dropped", "%d / %d / %d", x.Deliveries, x.Missed, x.Dropped)
 	row(scenario, "latency p50 / p90 / p99 / max", "%s", x.Latency)
@@ -245,6 +308,29 @@ func revealRows(row func(string, string, string, ...any), scenario string, x *Re
 			row(scenario, "hostile failed", "%s", h.Err)
 		}
 	}
+}
+
+// joinRows are a scenario's first rows: who joined, and why others did not.
+func joinRows(row func(string, string, string, ...any), scenario string, joined, attendees int, errs map[string]int) {
+	row(scenario, "attendees joined", "%d/%d", joined, attendees)
+	errorRows(row, scenario, errs)
+}
+
+// voteRows are the rows of a vote storm: its answers, the server's count
+// and how the count reached the clients.
+func voteRows(row func(string, string, string, ...any), scenario string, x *VoteResult) {
+	row(scenario, "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
+	if x.Resent > 0 || x.AlreadyVoted > 0 {
+		row(scenario, "votes resent after a reconnect", "%d, %d of them answered conflict (already voted: an earlier send counted, its ack was lost)", x.Resent, x.AlreadyVoted)
+	}
+	row(scenario, "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
+	row(scenario, "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
+	row(scenario, "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
+	if x.VotingS > 0 {
+		row(scenario, "per client per second of voting", "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
+	}
+	row(scenario, "connections dropped", "%d", x.Dropped)
+	errorRows(row, scenario, x.Errors)
 }
 
 func errorRows(row func(string, string, string, ...any), scenario string, errs map[string]int) {

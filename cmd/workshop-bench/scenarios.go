@@ -45,9 +45,15 @@ type attendees struct {
 	errors   map[string]int
 }
 
+// joinMode says what a scenario's attendees do besides joining.
+type joinMode struct {
+	record    bool // keep the receipt time of every event (the reveal scenarios)
+	reconnect bool // connect again when a connection drops, and resume (fault)
+}
+
 // join starts workers for n attendees of roomID and connects them, spread
 // over window (0: as fast as the workers may). The caller stops the pool.
-func (b *bench) join(ctx context.Context, name, roomID string, n int, window time.Duration, record bool) (*attendees, error) {
+func (b *bench) join(ctx context.Context, name, roomID string, n int, window time.Duration, mode joinMode) (*attendees, error) {
 	lifetime := time.Until(deadlineOf(ctx)) + workerStopTimeout
 	p, err := startPool(n, b.cfg.perWorker, lifetime, b.cfg.workerProf, b.log)
 	if err != nil {
@@ -61,7 +67,7 @@ func (b *bench) join(ctx context.Context, name, roomID string, n int, window tim
 	replies, err := p.ask(ctx, p.each(func(i int) order {
 		return order{
 			Op: opJoin, Room: roomID, URLs: b.cfg.urls, First: p.first[i], Count: p.count[i], Total: n,
-			SourceAddrs: b.cfg.sourceAddrs, Record: record,
+			SourceAddrs: b.cfg.sourceAddrs, Record: mode.record, Reconnect: mode.reconnect,
 			Start: at.start.UnixNano(), Window: int64(window), Timeout: int64(b.cfg.joinTimeout),
 		}
 	}), spreadLead+window+b.cfg.joinTimeout+orderMargin)
@@ -141,19 +147,81 @@ func addCounts(into, from map[string]int) {
 // settling pause to the end (hostile-resume); only the others are timed.
 func (b *bench) reveal(ctx context.Context, hostile bool) (*RevealResult, error) {
 	cfg := b.cfg
+	br, err := b.newBroadcaster(ctx, "bench reveal", cfg.broadcasts)
+	if err != nil {
+		return nil, err
+	}
+	defer br.close()
+
+	name := "reveal"
+	if hostile {
+		name = "hostile-resume"
+	}
+	at, err := b.join(ctx, name, br.rm.ID, cfg.clients, 0, joinMode{record: true})
+	if err != nil {
+		return nil, err
+	}
+	defer at.pool.stop()
+	res := &RevealResult{Attendees: cfg.clients, Joined: at.joined, JoinFailed: at.failed, Event: cfg.event, JoinErrors: at.errors}
+	var attacker *pool
+	if hostile {
+		attacker, err = b.startHostile(ctx, br.rm.ID)
+		if err != nil {
+			return res, err
+		}
+		defer attacker.stop()
+	}
+	time.Sleep(settleAfter)
+
+	stop := b.progress(name, br.status(at))
+	cpuBefore, cpuErr := serverCPU(cfg.pids)
+	sends, sendErr := br.stream(ctx, cfg.broadcasts, res)
+	if cpuAfter, err := serverCPU(cfg.pids); err == nil && cpuErr == nil && len(cfg.pids) > 0 {
+		res.ServerCPUS = (cpuAfter - cpuBefore).Seconds()
+	}
+	err = b.deliveries(ctx, at, sends, res)
+	stop()
+	if attacker != nil {
+		res.Hostile, err = stopHostile(ctx, attacker, err)
+	}
+	return res, errors.Join(sendErr, err)
+}
+
+// broadcaster is the facilitator of the reveal scenarios: a room whose
+// teams have submitted every score, as many facilitator connections as
+// the rate needs, and the plan of what each broadcast reveals (or
+// highlights). The scenario's goroutine owns it; sent is read by the
+// progress line.
+type broadcaster struct {
+	cfg       config
+	rm        createdRoom
+	facs      []*controller
+	pairs     []scorePair  // broadcast k reveals pairs[k % len]; a pair used before is hidden first (not timed)
+	questions []string     // highlights alternate between these two
+	next      int          // broadcasts sent so far over every stream: the plan goes on where the last stream stopped
+	sent      atomic.Int64 // broadcasts sent by the current stream
+}
+
+// scorePair is one team's score for one aspect.
+type scorePair struct{ aspect, team string }
+
+// newBroadcaster creates the room on the first URL and connects its
+// facilitators, for total broadcasts over the whole scenario.
+func (b *bench) newBroadcaster(ctx context.Context, title string, total int) (*broadcaster, error) {
+	cfg := b.cfg
 	base := cfg.urls[0]
 	// Every reveal is a real one, of a submitted score: 5 aspects per
 	// team, so enough teams for the broadcasts (at most 30; beyond that a
 	// score is hidden again before it is revealed anew).
 	nTeams := 1
 	if cfg.event == "reveal" {
-		nTeams = min(maxTeams, (cfg.broadcasts+4)/5)
+		nTeams = min(maxTeams, (total+4)/5)
 	}
 	teams := make([]string, nTeams)
 	for i := range teams {
 		teams[i] = "Team " + strconv.Itoa(i+1)
 	}
-	rm, err := createRoom(ctx, base, "bench reveal", teams)
+	rm, err := createRoom(ctx, base, title, teams)
 	if err != nil {
 		return nil, err
 	}
@@ -170,85 +238,78 @@ func (b *bench) reveal(ctx context.Context, hostile bool) (*RevealResult, error)
 			return nil, err
 		}
 	}
+	br := &broadcaster{cfg: cfg, rm: rm}
+	for _, t := range rm.Teams {
+		for _, a := range aspects {
+			br.pairs = append(br.pairs, scorePair{a, t.ID})
+		}
+	}
 	// The server allows a connection 10 commands a second: a faster pace
 	// takes several facilitator connections, used in turn.
 	perBroadcast := 1.0
-	if cfg.event == "reveal" && cfg.broadcasts > nTeams*len(aspects) {
+	if cfg.event == "reveal" && total > len(br.pairs) {
 		perBroadcast = 2 // hide, then reveal again
 	}
-	facs := make([]*controller, int(math.Ceil(cfg.rate*perBroadcast/facilitatorRate)))
-	for i := range facs {
-		facs[i], err = dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+	for range int(math.Ceil(cfg.rate * perBroadcast / facilitatorRate)) {
+		fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
 		if err != nil {
+			br.close()
 			return nil, fmt.Errorf("facilitator: %w", err)
 		}
-		defer facs[i].close()
+		br.facs = append(br.facs, fac)
 	}
-	fac := facs[0]
-	if _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
+	if _, err := br.facs[0].do(ctx, map[string]any{"type": "start"}); err != nil {
+		br.close()
 		return nil, err
 	}
 	// Highlights alternate between two questions, so that their order
 	// across facilitator connections does not matter.
-	var questions []string
 	for i := range 2 {
 		if cfg.event != "highlight" {
 			break
 		}
-		a, err := fac.do(ctx, map[string]any{"type": "ask", "text": "What would move us up a level? (" + strconv.Itoa(i+1) + ")"})
+		a, err := br.facs[0].do(ctx, map[string]any{"type": "ask", "text": "What would move us up a level? (" + strconv.Itoa(i+1) + ")"})
 		if err != nil {
+			br.close()
 			return nil, err
 		}
 		q, _ := a.Result["question"].(string)
-		questions = append(questions, q)
+		br.questions = append(br.questions, q)
 	}
+	return br, nil
+}
 
-	name := "reveal"
-	if hostile {
-		name = "hostile-resume"
+func (br *broadcaster) close() {
+	for _, f := range br.facs {
+		f.close()
 	}
-	at, err := b.join(ctx, name, rm.ID, cfg.clients, 0, true)
-	if err != nil {
-		return nil, err
-	}
-	defer at.pool.stop()
-	res := &RevealResult{Attendees: cfg.clients, Joined: at.joined, JoinFailed: at.failed, Event: cfg.event, JoinErrors: at.errors}
-	var attacker *pool
-	if hostile {
-		attacker, err = b.startHostile(ctx, rm.ID)
-		if err != nil {
-			return res, err
-		}
-		defer attacker.stop()
-	}
-	time.Sleep(settleAfter)
+}
 
-	// The plan: broadcast i reveals (aspect, team) pair i; a pair used
-	// before is hidden first (not timed).
-	type pair struct{ aspect, team string }
-	var pairs []pair
-	for _, t := range rm.Teams {
-		for _, a := range aspects {
-			pairs = append(pairs, pair{a, t.ID})
-		}
-	}
-	var sent atomic.Int64
-	stop := b.progress(name, func() string {
+// status is the progress line of a stream to the attendees at.
+func (br *broadcaster) status(at *attendees) func() string {
+	return func() string {
 		f := at.pool.figures()
-		n := sent.Load()
+		n := br.sent.Load()
 		return fmt.Sprintf("%d/%d sent, %d/%d received, %d connected, %d dropped",
-			n, cfg.broadcasts, f.Received, n*int64(at.joined), f.Connected, f.Closed)
-	})
-	// Commands go out on schedule without waiting for answers, as a
-	// facilitator clicking would; the answers (with the events' sequence
-	// numbers) are collected afterwards.
-	cpuBefore, cpuErr := serverCPU(cfg.pids)
+			n, br.cfg.broadcasts, f.Received, n*int64(at.joined), f.Connected, f.Closed)
+	}
+}
+
+// stream sends n broadcasts at the configured rate, fills in res's
+// broadcasts and achieved rate, and answers when each acknowledged
+// broadcast's event (by its sequence) was sent. Commands go out on
+// schedule without waiting for answers, as a facilitator clicking would;
+// the answers (with the events' sequence numbers) are collected
+// afterwards.
+func (br *broadcaster) stream(ctx context.Context, n int, res *RevealResult) (map[uint64]int64, error) {
+	cfg := br.cfg
+	br.sent.Store(0)
 	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.rate))
 	first, last := time.Now(), time.Now()
 	var timed, untimed []*pending
 	var sendErr error
 send:
-	for i := range cfg.broadcasts {
+	for i := range n {
 		if i > 0 {
 			select {
 			case <-tick.C:
@@ -257,12 +318,14 @@ send:
 				break send
 			}
 		}
-		c := facs[i%len(facs)]
+		k := br.next
+		br.next++
+		c := br.facs[k%len(br.facs)]
 		var cmd map[string]any
 		switch cfg.event {
 		case "reveal":
-			p := pairs[i%len(pairs)]
-			if i >= len(pairs) {
+			p := br.pairs[k%len(br.pairs)]
+			if k >= len(br.pairs) {
 				hide, err := c.send(ctx, map[string]any{"type": "hide_reveal", "aspect": p.aspect, "team": p.team})
 				if err != nil {
 					sendErr = err
@@ -272,7 +335,7 @@ send:
 			}
 			cmd = map[string]any{"type": "reveal", "aspect": p.aspect, "team": p.team}
 		case "highlight":
-			cmd = map[string]any{"type": "highlight", "question": questions[i%2]}
+			cmd = map[string]any{"type": "highlight", "question": br.questions[k%2]}
 		}
 		p, err := c.send(ctx, cmd)
 		if err != nil {
@@ -281,10 +344,11 @@ send:
 		}
 		timed = append(timed, p)
 		last = time.Now()
-		sent.Add(1)
+		br.sent.Add(1)
 	}
 	tick.Stop()
 	wctx, cancel := context.WithTimeout(ctx, cfg.deliveryWait)
+	defer cancel()
 	sends := map[uint64]int64{}
 	for _, p := range untimed {
 		if _, err := p.wait(wctx); err != nil {
@@ -299,18 +363,19 @@ send:
 		}
 		sends[a.Seq] = p.sent
 	}
-	cancel()
-	if cpuAfter, err := serverCPU(cfg.pids); err == nil && cpuErr == nil && len(cfg.pids) > 0 {
-		res.ServerCPUS = (cpuAfter - cpuBefore).Seconds()
-	}
 	if d := last.Sub(first).Seconds(); len(timed) > 1 && d > 0 {
 		res.RatePerS = float64(len(timed)-1) / d
 	}
 	res.Broadcasts = len(sends)
+	return sends, sendErr
+}
+
+// deliveries asks the workers when each attendee received each broadcast
+// in sends and fills in res's deliveries, misses, latency and drops.
+func (b *bench) deliveries(ctx context.Context, at *attendees, sends map[uint64]int64, res *RevealResult) error {
 	replies, err := at.pool.ask(ctx, at.pool.each(func(int) order {
-		return order{Op: opLatency, Sends: sends, Timeout: int64(cfg.deliveryWait)}
-	}), cfg.deliveryWait+orderMargin)
-	stop()
+		return order{Op: opLatency, Sends: sends, Timeout: int64(b.cfg.deliveryWait)}
+	}), b.cfg.deliveryWait+orderMargin)
 	var micros []int64
 	res.Errors = map[string]int{}
 	for _, r := range replies {
@@ -321,10 +386,7 @@ send:
 	}
 	res.Deliveries = len(micros)
 	res.Latency = latencyOf(micros)
-	if attacker != nil {
-		res.Hostile, err = stopHostile(ctx, attacker, err)
-	}
-	return res, errors.Join(sendErr, err)
+	return err
 }
 
 // startHostile starts the hostile-resume attacker in a worker of its own
@@ -393,16 +455,12 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 		return nil, fmt.Errorf("facilitator: %w", err)
 	}
 	defer fac.close()
-	if _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
-		return nil, err
-	}
-	a, err := fac.do(ctx, map[string]any{"type": "ask", "text": "Which aspect should we invest in next?"})
+	question, err := startWithQuestion(ctx, fac)
 	if err != nil {
 		return nil, err
 	}
-	question, _ := a.Result["question"].(string)
 
-	at, err := b.join(ctx, "votes", rm.ID, cfg.clients, 0, false)
+	at, err := b.join(ctx, "votes", rm.ID, cfg.clients, 0, joinMode{})
 	if err != nil {
 		return nil, err
 	}
@@ -410,35 +468,71 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	res := &VoteResult{Attendees: cfg.clients, Joined: at.joined, JoinFailed: at.failed, WindowS: cfg.voteWindow.Seconds(), JoinErrors: at.errors}
 	time.Sleep(settleAfter)
 
-	stop := b.progress("votes", func() string {
+	if _, err := b.castVotes(ctx, "votes", at, b.voteOrder(question, time.Now().Add(spreadLead)), res); err != nil {
+		return res, err
+	}
+	_, err = b.awaitFinal(ctx, "votes", at, base, rm.ID, question, res)
+	return res, err
+}
+
+// startWithQuestion starts the room and asks the question the attendees
+// will vote on, as the facilitator.
+func startWithQuestion(ctx context.Context, fac *controller) (string, error) {
+	if _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
+		return "", err
+	}
+	a, err := fac.do(ctx, map[string]any{"type": "ask", "text": "Which aspect should we invest in next?"})
+	if err != nil {
+		return "", err
+	}
+	q, _ := a.Result["question"].(string)
+	return q, nil
+}
+
+// voteOrder is the order of a vote storm on question whose first vote is
+// due at start, spread over the vote window.
+func (b *bench) voteOrder(question string, start time.Time) order {
+	return order{Op: opVote, Question: question, Start: start.UnixNano(), Window: int64(b.cfg.voteWindow), Total: b.cfg.clients, Timeout: int64(b.cfg.deliveryWait)}
+}
+
+// castVotes gives the workers the vote order o, waits until every vote is
+// answered for good (or its time is up) and fills in res's answers. It
+// answers the workers' replies, for what a scenario adds to the votes.
+func (b *bench) castVotes(ctx context.Context, name string, at *attendees, o order, res *VoteResult) ([]reply, error) {
+	stop := b.progress(name, func() string {
 		f := at.pool.figures()
 		return fmt.Sprintf("%d/%d votes answered, %d frames, %d connected, %d dropped", f.Answered, at.joined, f.Frames, f.Connected, f.Closed)
 	})
-	start := time.Now().Add(spreadLead)
-	voted, err := at.pool.ask(ctx, at.pool.each(func(int) order {
-		return order{Op: opVote, Question: question, Start: start.UnixNano(), Window: int64(cfg.voteWindow), Total: cfg.clients, Timeout: int64(cfg.deliveryWait)}
-	}), spreadLead+cfg.voteWindow+cfg.deliveryWait+orderMargin)
+	voted, err := at.pool.ask(ctx, at.pool.each(func(int) order { return o }), spreadLead+time.Duration(o.Window)+b.cfg.deliveryWait+orderMargin)
 	stop()
 	if err != nil {
-		return res, err
+		return voted, err
 	}
-	var lastSend, lastAck int64
 	res.Errors = map[string]int{}
 	for _, r := range voted {
 		res.Acked += r.Acked
 		res.Rejected += r.Rejected
 		res.Retries += r.Retries
-		lastSend = max(lastSend, r.LastSend)
-		lastAck = max(lastAck, r.LastAck)
+		res.Resent += r.Resent
+		res.AlreadyVoted += r.AlreadyVoted
+		res.lastSend = max(res.lastSend, r.LastSend)
+		res.lastAck = max(res.lastAck, r.LastAck)
 		addCounts(res.Errors, r.Errors)
 	}
-	res.VotingS = float64(lastSend-start.UnixNano()) / 1e9
+	res.VotingS = float64(res.lastSend-o.Start) / 1e9
+	return voted, nil
+}
 
+// awaitFinal reads the question's count from the server at base, checks
+// it against the acks castVotes counted, and waits until every attendee
+// shows it; it fills in res and answers when the last attendee came to
+// show the count (Unix ns; 0 if none did).
+func (b *bench) awaitFinal(ctx context.Context, name string, at *attendees, base, roomID, question string, res *VoteResult) (int64, error) {
 	// The store is the truth: the final count comes from the server, and
 	// every attendee must come to show it.
-	pub, err := getRoom(ctx, base, rm.ID)
+	pub, err := getRoom(ctx, base, roomID)
 	if err != nil {
-		return res, err
+		return 0, err
 	}
 	for _, q := range pub.Questions {
 		if q.ID == question {
@@ -451,14 +545,17 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	// at all may or may not have been committed before the answer.
 	res.Lost = max(res.Acked-res.Counted, 0)
 	res.ExactlyOnce = res.Counted >= res.Acked && res.Counted <= at.joined
-	stop = b.progress("votes", func() string {
+	stop := b.progress(name, func() string {
 		f := at.pool.figures()
 		return fmt.Sprintf("%d/%d show %d votes, %d connected, %d dropped", f.Reached, at.joined, res.Counted, f.Connected, f.Closed)
 	})
 	conv, err := at.pool.ask(ctx, at.pool.each(func(int) order {
-		return order{Op: opConverge, Final: res.Counted, Timeout: int64(cfg.deliveryWait)}
-	}), cfg.deliveryWait+orderMargin)
+		return order{Op: opConverge, Final: res.Counted, Timeout: int64(b.cfg.deliveryWait)}
+	}), b.cfg.deliveryWait+orderMargin)
 	stop()
+	if res.Errors == nil {
+		res.Errors = map[string]int{}
+	}
 	var lastReach, frames, bytes int64
 	res.FramesMin = -1
 	for _, r := range conv {
@@ -478,10 +575,10 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 		res.BytesMean = float64(bytes) / float64(at.joined)
 	}
 	if lastReach > 0 {
-		res.ConvergeMs = float64(max(lastReach-lastSend, 0)) / 1e6
-		res.ConvergeAfterAckMs = float64(max(lastReach-lastAck, 0)) / 1e6
+		res.ConvergeMs = float64(max(lastReach-res.lastSend, 0)) / 1e6
+		res.ConvergeAfterAckMs = float64(max(lastReach-res.lastAck, 0)) / 1e6
 	}
-	return res, err
+	return lastReach, err
 }
 
 // joins runs the join storm: attendees connect spread over the window and
@@ -492,7 +589,7 @@ func (b *bench) joins(ctx context.Context) (*JoinResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	at, err := b.join(ctx, "joins", rm.ID, cfg.clients, cfg.joinWindow, false)
+	at, err := b.join(ctx, "joins", rm.ID, cfg.clients, cfg.joinWindow, joinMode{})
 	if err != nil {
 		return nil, err
 	}
@@ -524,7 +621,7 @@ func (b *bench) idle(ctx context.Context) (*IdleResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	at, err := b.join(ctx, "idle", rm.ID, cfg.clients, 0, false)
+	at, err := b.join(ctx, "idle", rm.ID, cfg.clients, 0, joinMode{})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,6 +98,8 @@ func workerMain(lifetime string, stdin io.Reader, stdout, stderr io.Writer) int 
 			r = w.converge(o)
 		case opLatency:
 			r = w.latency(o)
+		case opRejoins:
+			r = w.rejoins()
 		case opHostile:
 			r = w.hostileStart(o)
 		case opHostileStop:
@@ -133,6 +136,8 @@ type worker struct {
 	answered  atomic.Int64
 	reached   atomic.Int64
 	received  atomic.Int64
+	rejoined  atomic.Int64 // welcomes after a reconnect
+	gaps      atomic.Int64 // attendees that saw a gap in the room's sequence
 }
 
 // send writes one reply line, with the current progress figures.
@@ -140,6 +145,7 @@ func (w *worker) send(r reply) {
 	r.Connected, r.Closed = int(w.connected.Load()), int(w.closed.Load())
 	r.Frames, r.Bytes = w.frames.Load(), w.bytes.Load()
 	r.Answered, r.Reached, r.Received = int(w.answered.Load()), int(w.reached.Load()), w.received.Load()
+	r.Rejoined = int(w.rejoined.Load())
 	w.encMu.Lock()
 	defer w.encMu.Unlock()
 	_ = w.enc.Encode(r) // a broken pipe means the coordinator is gone; stdin's end stops us
@@ -290,16 +296,17 @@ func (w *worker) dial(o order, idx int) (*attendee, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(w.ctx, time.Duration(o.Timeout))
 	defer cancel()
 	start := time.Now()
-	conn, _, err := websocket.Dial(ctx, wsURL(base, o.Room), &websocket.DialOptions{
-		HTTPClient:      w.httpClient(sourceAddr(idx, o.SourceAddrs, base)),
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	conn, err := w.connect(ctx, base, o.Room, idx, o.SourceAddrs)
 	if err != nil {
-		return nil, 0, fmt.Errorf("dial: %w", err)
+		return nil, 0, err
 	}
-	conn.SetReadLimit(readLimit)
-	a := &attendee{w: w, index: idx, conn: conn, record: o.Record, joined: make(chan struct{}), dead: make(chan struct{}), answers: make(chan voteAnswer, 4)}
-	if err := a.write(ctx, `{"type":"hello","name":"bench `+strconv.Itoa(idx)+`"}`); err != nil {
+	a := &attendee{w: w, index: idx, record: o.Record, joined: make(chan struct{}), dead: make(chan struct{}), answers: make(chan answerSeen, 4)}
+	s := newSession(conn)
+	a.sess.Store(s)
+	if o.Reconnect {
+		a.resume = &resumePoint{urls: o.URLs, room: o.Room, sourceAddrs: o.SourceAddrs, timeout: time.Duration(o.Timeout), at: idx % len(o.URLs)}
+	}
+	if err := s.write(ctx, `{"type":"hello","name":"bench `+strconv.Itoa(idx)+`"}`); err != nil {
 		conn.CloseNow()
 		return nil, 0, fmt.Errorf("hello: %w", err)
 	}
@@ -320,29 +327,37 @@ func (w *worker) dial(o order, idx int) (*attendee, time.Duration, error) {
 	}
 }
 
-// Resends of a command answered rate_limited or unavailable, as the web
-// client does (frontend/static/js/conn.js): at most voteRetries, after
-// retryAfter, or a second per try, but at least retryMin and at most
-// retryMax.
-const (
-	voteRetries = 3
-	retryMin    = 250 * time.Millisecond
-	retryMax    = 10 * time.Second
-)
+// connect opens attendee idx's WebSocket to roomID on the server at base,
+// from its source address.
+func (w *worker) connect(ctx context.Context, base, roomID string, idx, sourceAddrs int) (*websocket.Conn, error) {
+	conn, _, err := websocket.Dial(ctx, wsURL(base, roomID), &websocket.DialOptions{
+		HTTPClient:      w.httpClient(sourceAddr(idx, sourceAddrs, base)),
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	conn.SetReadLimit(readLimit)
+	return conn, nil
+}
 
 // vote makes each attendee upvote o.Question once, attendee i at
-// Start + i*Window/Total, resending it with the same id when the server
-// asks to retry, and answers once every vote is acknowledged or refused
-// for good (or its time is up).
+// Start + i*Window/Total, and answers once every vote is acknowledged or
+// refused for good (or its time is up). The askers among them (isAsker)
+// first ask a question and wait for its answer.
 func (w *worker) vote(o order) reply {
 	as := w.snapshot()
 	// Attendees joined in any order; their votes go out in index order.
 	sort.Slice(as, func(i, j int) bool { return as[i].index < as[j].index })
+	// Frames and bytes per client count from the start of the storm, not
+	// from the join: the snapshot and the presence of the joins are not
+	// the storm's.
 	for _, a := range as {
-		a.frames.Store(0) // frames per client count from the start of the storm
+		a.frames.Store(0)
 	}
-	msg := `{"id":"v1","type":"upvote","question":` + strconv.Quote(o.Question) + `}`
-	var lastSend atomic.Int64
+	w.frames.Store(0)
+	w.bytes.Store(0)
+	voteMsg := `{"id":"v1","type":"upvote","question":` + strconv.Quote(o.Question) + `}`
 	var wg sync.WaitGroup
 	for _, a := range as {
 		at := time.Unix(0, o.Start+int64(a.index)*o.Window/int64(max(o.Total, 1)))
@@ -353,60 +368,54 @@ func (w *worker) vote(o order) reply {
 			defer w.answered.Add(1)
 			ctx, cancel := context.WithTimeout(w.ctx, time.Duration(o.Timeout))
 			defer cancel()
-			for {
-				sent := time.Now().UnixNano()
-				if err := a.write(ctx, msg); err != nil {
-					a.voteCode = "write failed"
-					return
-				}
-				for {
-					old := lastSend.Load()
-					if sent <= old || lastSend.CompareAndSwap(old, sent) {
-						break
-					}
-				}
-				var an voteAnswer
-				select {
-				case an = <-a.answers:
-				case <-a.dead:
-					a.voteCode = "connection closed"
-					return
-				case <-ctx.Done():
-					a.voteCode = "no answer"
-					return
-				}
-				a.voteCode, a.voteAt = an.code, time.Now().UnixNano()
-				if (an.code != "rate_limited" && an.code != "unavailable") || a.voteTries >= voteRetries {
-					return
-				}
-				a.voteTries++
-				wait := time.Duration(an.retryAfter) * time.Millisecond
-				if wait == 0 {
-					wait = time.Duration(a.voteTries) * time.Second
-				}
-				if !sleepUntil(ctx, time.Now().Add(min(max(wait, retryMin), retryMax))) {
-					return
-				}
+			if isAsker(a.index, o.Askers, o.Total) {
+				text := "Attendee " + strconv.Itoa(a.index) + " asks: what would move this team up a level?"
+				a.ask = a.command(ctx, "a1", `{"id":"a1","type":"ask","text":`+strconv.Quote(text)+`}`)
 			}
+			a.vote = a.command(ctx, "v1", voteMsg)
 		})
 	}
 	wg.Wait()
-	r := reply{Op: opVote, Errors: map[string]int{}, LastSend: lastSend.Load()}
+	r := reply{Op: opVote, Errors: map[string]int{}}
 	for _, a := range as {
-		r.Retries += a.voteTries
-		switch a.voteCode {
-		case "ack":
+		v := a.vote
+		r.Retries += v.retries
+		r.Resent += v.resent
+		r.LastSend = max(r.LastSend, v.lastSent)
+		switch {
+		case v.code == "ack":
 			r.Acked++
-			r.LastAck = max(r.LastAck, a.voteAt)
-		case "":
+			r.LastAck = max(r.LastAck, v.at)
+		case v.code == "conflict" && v.retries+v.resent > 0:
+			// Sent again, refused as a second vote: the server forgot
+			// the id (it remembers the newest room.MaxRememberedCommands)
+			// and the domain refuses a second upvote, so an earlier send
+			// was counted: its ack was lost with the connection.
+			r.Acked++
+			r.AlreadyVoted++
+			r.LastAck = max(r.LastAck, v.at)
+		case v.code == "":
 			r.Rejected++
 			r.Errors["not sent"]++
 		default:
 			r.Rejected++
-			r.Errors[a.voteCode]++
+			r.Errors[v.code]++
+		}
+		if isAsker(a.index, o.Askers, o.Total) {
+			if a.ask.code == "ack" {
+				r.Asked++
+			} else {
+				r.Errors["ask: "+cmp.Or(a.ask.code, "not sent")]++
+			}
 		}
 	}
 	return r // connections that ended are counted by converge
+}
+
+// isAsker reports whether attendee i of total is one of the askers, who
+// are spread evenly over the indexes.
+func isAsker(i, askers, total int) bool {
+	return askers > 0 && total > 0 && (i+1)*askers/total != i*askers/total
 }
 
 // converge waits until every live attendee shows o.Final votes (or the
@@ -491,6 +500,20 @@ func (w *worker) latency(o order) reply {
 	return r
 }
 
+// rejoins answers, for each attendee whose connection ended unasked,
+// where and when it first dropped and when it was welcomed again.
+func (w *worker) rejoins() reply {
+	r := reply{Op: opRejoins, Gaps: int(w.gaps.Load())}
+	for _, a := range w.snapshot() {
+		a.mu.Lock()
+		if a.drops > 0 {
+			r.Rejoins = append(r.Rejoins, rejoin{URL: a.dropOn, Drops: a.drops, DropAt: a.dropAt, BackAt: a.backAt})
+		}
+		a.mu.Unlock()
+	}
+	return r
+}
+
 func (w *worker) addCloseReasons(into map[string]int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -517,7 +540,7 @@ func (w *worker) closeAll() {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_ = a.conn.Close(websocket.StatusNormalClosure, "bench done")
+			_ = a.sess.Load().conn.Close(websocket.StatusNormalClosure, "bench done")
 		})
 	}
 	done := make(chan struct{})
@@ -526,7 +549,7 @@ func (w *worker) closeAll() {
 	case <-done:
 	case <-time.After(closeTimeout):
 		for _, a := range as {
-			a.conn.CloseNow()
+			a.sess.Load().conn.CloseNow()
 		}
 	}
 	w.connected.Store(0)
