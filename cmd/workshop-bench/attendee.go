@@ -212,8 +212,16 @@ func (a *attendee) command(ctx context.Context, id, msg string) cmdOutcome {
 				out.code = "write failed"
 				return out
 			}
+			// The read loop is still finding the next connection: wait
+			// for it rather than write to the dead one again at once.
+			select {
+			case <-s.down:
+			case <-ctx.Done():
+				out.code = "no answer"
+				return out
+			}
 			out.resent++
-			continue // the write's failure ends the connection: live waits for the next
+			continue
 		}
 		out.lastSent = sent
 		an, ok := a.answerTo(ctx, s, id)
