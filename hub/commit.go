@@ -160,12 +160,13 @@ func (ra *roomActor) handleCommands(batch []cmdReq) {
 			ra.h.m.storeErrors.Inc()
 			ra.h.log.Warn("hub: append failed", "room", ra.id, "err", err)
 		}
-		// A lost race of votes alone costs one read of the winner's
-		// events: it is tried again for as long as one store call may
-		// take, not only maxAppendAttempts times, since the store is well
-		// and moving (a vote answered unavailable then is resent by its
-		// client anyway, after a pause of its own).
-		retry := conflict && (attempt < maxAppendAttempts || rebased && time.Since(began) < storeTimeout)
+		// A lost race is tried again for as long as one store call may
+		// take, not only maxAppendAttempts times: the store answered, so
+		// it is well and moving, and "unavailable" would be false. A race
+		// of votes alone costs one read of the winner's events, anything
+		// else a reload; in a vote storm over two instances a reveal lost
+		// twelve races in a row.
+		retry := conflict && (attempt < maxAppendAttempts || time.Since(began) < storeTimeout)
 		if retry {
 			// Two instances that keep colliding in a vote storm tend to
 			// stay in step; a short random pause before reading what the

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -169,19 +170,26 @@ func mustJSONText(t *testing.T, st *room.State) string {
 }
 
 // raceStore is a real store that, once armed, lets another instance commit
-// first: before the next append of votes alone it runs win, which commits
-// through the other instance, so the append loses the race for certain.
+// first: before the next append whose first event is of type lose (votes
+// when empty) it runs win, which commits through the other instance, so
+// the append loses the race for certain; times such appends lose (one
+// when zero).
 type raceStore struct {
 	hub.Store
-	mu  sync.Mutex
-	win func()
+	mu    sync.Mutex
+	win   func()
+	lose  string
+	times int
 }
 
 func (s *raceStore) Append(ctx context.Context, id string, expected uint64, events []room.Event, snap *room.State) error {
 	s.mu.Lock()
 	win := s.win
-	if win != nil && len(events) > 0 && events[0].Type == room.EvUpvoted {
-		s.win = nil
+	lose := cmp.Or(s.lose, room.EvUpvoted)
+	if win != nil && len(events) > 0 && events[0].Type == lose {
+		if s.times--; s.times <= 0 {
+			s.win = nil
+		}
 	} else {
 		win = nil
 	}
@@ -245,5 +253,68 @@ func TestLostVoteRaceRebases(t *testing.T) {
 	}
 	if x, _ := st.Question(qid); x.Votes != 2 || len(x.Voters) != 2 {
 		t.Errorf("the store counts %d votes from %d voters, want 2 and 2", x.Votes, len(x.Voters))
+	}
+}
+
+// TestLostRacesOfARevealAreRetried: a facilitator's command that loses the
+// race to a vote on the other instance again and again (more often than
+// the hub's attempt count) is still committed, not answered unavailable:
+// the store answers, so it is well.
+func TestLostRacesOfARevealAreRetried(t *testing.T) {
+	checkNoLeaks(t)
+	ctx := testContext(t, 60*time.Second)
+	r := hubtest.StartRedis(t)
+	var rs *raceStore
+	prefix := scalePrefix(t)
+	a := startNode(t, r, prefix, "a", nodeOptions{hub: func(c *hub.Config) {
+		rs = &raceStore{Store: c.Store}
+		c.Store = rs
+	}})
+	b := startNode(t, r, prefix, "b", nodeOptions{})
+	rm := createRoom(t, a.URL, map[string]any{"title": "Race", "teams": []string{"A"}})
+	fac := dial(t, ctx, a.wsURL(rm.ID), map[string]any{"key": rm.FacilitatorKey})
+	do(t, ctx, fac, map[string]any{"type": "start"})
+	onB := dial(t, ctx, b.wsURL(rm.ID), map[string]any{"name": "On B"})
+	q := do(t, ctx, onB, map[string]any{"type": "ask", "text": "Who wins?"})
+	qid := q.Result["question"].(string)
+	waitAll(t, ctx, q.Seq, fac)
+
+	const losses = 15 // more than the hub's 12 attempts
+	var mu sync.Mutex
+	var winErrs []string
+	rounds := 0
+	rs.mu.Lock()
+	rs.lose, rs.times = room.EvNoteSet, losses
+	rs.win = func() { // on the actor's goroutine: no t.Fatal here
+		mu.Lock()
+		rounds++
+		vote := "upvote"
+		if rounds%2 == 0 {
+			vote = "unvote"
+		}
+		mu.Unlock()
+		if r, err := onB.Do(ctx, map[string]any{"type": vote, "question": qid}); err != nil || !r.OK() {
+			mu.Lock()
+			winErrs = append(winErrs, fmt.Sprint(err, r.Code, r.Message))
+			mu.Unlock()
+		}
+	}
+	rs.mu.Unlock()
+	conflicts := a.counter("workshop_append_conflicts_total")
+	note := do(t, ctx, fac, map[string]any{"type": "set_note", "text": "after many lost races"})
+	mu.Lock()
+	if len(winErrs) > 0 || rounds != losses {
+		t.Fatalf("the other instance committed %d times (errors %v), want %d", rounds, winErrs, losses)
+	}
+	mu.Unlock()
+	if got := a.counter("workshop_append_conflicts_total") - conflicts; got < losses {
+		t.Errorf("%v conflicts counted, want at least %d", got, losses)
+	}
+	st, err := b.hub.LoadRoom(ctx, rm.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Seq < note.Seq || st.Notes[st.Aspect] != "after many lost races" {
+		t.Errorf("the store is at %d with note %q, want the note at %d", st.Seq, st.Notes[st.Aspect], note.Seq)
 	}
 }
