@@ -17,12 +17,34 @@ func (ra *roomActor) fanout(events []room.Event) {
 	if len(events) == 0 {
 		return
 	}
-	start := time.Now()
 	ra.broadcast = events[len(events)-1].Seq
 	ra.recent = append(ra.recent, events...)
 	if n := len(ra.recent) - recentEvents; n > 0 {
 		ra.recent = slices.Delete(ra.recent, 0, n)
 	}
+	if ra.h.cfg.TallyInterval <= 0 {
+		ra.fanoutRun(events)
+		return
+	}
+	// A batch that mixes votes with anything else (a reveal committed
+	// with the votes queued around it) goes out run by run: the votes
+	// into the tally, the rest as events. Sent whole, every vote of a
+	// storm batch rode to every attendee in the reveal's frame, and each
+	// voter got a copy of its own.
+	for len(events) > 0 {
+		tallied := room.Tallied(events[0])
+		n := 1
+		for n < len(events) && room.Tallied(events[n]) == tallied {
+			n++
+		}
+		ra.fanoutRun(events[:n])
+		events = events[n:]
+	}
+}
+
+// fanoutRun fans out events that are all Tallied or none of them.
+func (ra *roomActor) fanoutRun(events []room.Event) {
+	start := time.Now()
 	// Votes, reports and hands alone wait for the room's next tally;
 	// anything else first sends the tally in the making, so that every
 	// client sees sequences in order.
@@ -67,7 +89,7 @@ func (ra *roomActor) fanout(events []room.Event) {
 		}
 	}
 	if !held {
-		ra.shown.Store(ra.broadcast)
+		ra.shown.Store(events[len(events)-1].Seq)
 	}
 	ra.h.m.deliveries.Add(float64(n))
 	ra.h.m.fanoutSeconds.Observe(time.Since(start).Seconds())
