@@ -133,15 +133,17 @@ func TestMixedBatchVotesStayInTally(t *testing.T) {
 		t.Fatalf("the batch: %v (%d commands decided)", err, len(seqs))
 	}
 	if err := watcher.waitFor(ctx, "the highlight", func() bool {
-		return bytes.Contains(bytes.Join(watcher.lines, nil), []byte(`"highlighted"`))
+		return bytes.Contains(bytes.Join(watcher.lines, nil), []byte(`"type":"highlighted"`))
 	}); err != nil {
 		t.Fatal(err)
 	}
 	watcher.mu.Lock()
 	var got []string
-	for _, l := range watcher.lines {
-		if bytes.HasPrefix(l, []byte(`{"type":"tally"`)) || bytes.HasPrefix(l, []byte(`{"type":"events"`)) {
-			got = append(got, string(l))
+	for _, msg := range watcher.lines {
+		for l := range bytes.SplitSeq(msg, []byte("\n")) { // queued frames are written together
+			if bytes.HasPrefix(l, []byte(`{"type":"tally"`)) || bytes.HasPrefix(l, []byte(`{"type":"events"`)) {
+				got = append(got, string(l))
+			}
 		}
 	}
 	got = got[max(len(got)-2, 0):]
