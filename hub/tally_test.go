@@ -200,6 +200,23 @@ func (s *raceStore) Append(ctx context.Context, id string, expected uint64, even
 	return s.Store.Append(ctx, id, expected, events, snap)
 }
 
+// startRace starts two instances on one Redis, a's store a raceStore (not
+// armed), and a started room on a with its facilitator connected.
+func startRace(t *testing.T, ctx context.Context) (a, b *redisNode, rs *raceStore, rm hub.CreatedRoom, fac *hubtest.Client) {
+	t.Helper()
+	r := hubtest.StartRedis(t)
+	prefix := scalePrefix(t)
+	a = startNode(t, r, prefix, "a", nodeOptions{hub: func(c *hub.Config) {
+		rs = &raceStore{Store: c.Store}
+		c.Store = rs
+	}})
+	b = startNode(t, r, prefix, "b", nodeOptions{})
+	rm = createRoom(t, a.URL, map[string]any{"title": "Race", "teams": []string{"A"}})
+	fac = dial(t, ctx, a.wsURL(rm.ID), map[string]any{"key": rm.FacilitatorKey})
+	do(t, ctx, fac, map[string]any{"type": "start"})
+	return a, b, rs, rm, fac
+}
+
 // TestLostVoteRaceRebases: an instance whose batch of votes loses the race
 // to the other instance takes its votes back, catches up with the winner's
 // events alone and commits on top of them: both votes counted once, no
@@ -207,17 +224,7 @@ func (s *raceStore) Append(ctx context.Context, id string, expected uint64, even
 func TestLostVoteRaceRebases(t *testing.T) {
 	checkNoLeaks(t)
 	ctx := testContext(t, 60*time.Second)
-	r := hubtest.StartRedis(t)
-	var rs *raceStore
-	prefix := scalePrefix(t)
-	a := startNode(t, r, prefix, "a", nodeOptions{hub: func(c *hub.Config) {
-		rs = &raceStore{Store: c.Store}
-		c.Store = rs
-	}})
-	b := startNode(t, r, prefix, "b", nodeOptions{})
-	rm := createRoom(t, a.URL, map[string]any{"title": "Race", "teams": []string{"A"}})
-	fac := dial(t, ctx, a.wsURL(rm.ID), map[string]any{"key": rm.FacilitatorKey})
-	do(t, ctx, fac, map[string]any{"type": "start"})
+	a, b, rs, rm, fac := startRace(t, ctx)
 	onA := dial(t, ctx, a.wsURL(rm.ID), map[string]any{"name": "On A"})
 	onB := dial(t, ctx, b.wsURL(rm.ID), map[string]any{"name": "On B"})
 	q := do(t, ctx, onA, map[string]any{"type": "ask", "text": "Who wins?"})
@@ -263,17 +270,7 @@ func TestLostVoteRaceRebases(t *testing.T) {
 func TestLostRacesOfARevealAreRetried(t *testing.T) {
 	checkNoLeaks(t)
 	ctx := testContext(t, 60*time.Second)
-	r := hubtest.StartRedis(t)
-	var rs *raceStore
-	prefix := scalePrefix(t)
-	a := startNode(t, r, prefix, "a", nodeOptions{hub: func(c *hub.Config) {
-		rs = &raceStore{Store: c.Store}
-		c.Store = rs
-	}})
-	b := startNode(t, r, prefix, "b", nodeOptions{})
-	rm := createRoom(t, a.URL, map[string]any{"title": "Race", "teams": []string{"A"}})
-	fac := dial(t, ctx, a.wsURL(rm.ID), map[string]any{"key": rm.FacilitatorKey})
-	do(t, ctx, fac, map[string]any{"type": "start"})
+	a, b, rs, rm, fac := startRace(t, ctx)
 	onB := dial(t, ctx, b.wsURL(rm.ID), map[string]any{"name": "On B"})
 	q := do(t, ctx, onB, map[string]any{"type": "ask", "text": "Who wins?"})
 	qid := q.Result["question"].(string)

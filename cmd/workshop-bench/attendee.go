@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"iter"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -495,17 +496,9 @@ func (a *attendee) welcomed(s *session, r *resumePoint, line []byte, now int64) 
 // that the next hello asks for what was missed; the pages would resume at
 // once, which changes nothing the bench measures.
 func (a *attendee) followEvents(r *resumePoint, line []byte) {
-	const key = `{"seq":`
-	for rest := line; ; {
-		i := bytes.Index(rest, []byte(key))
-		if i < 0 {
-			return
-		}
-		rest = rest[i+len(key):]
-		n, used := parseUint(rest)
-		rest = rest[used:]
+	for n := range eventSeqs(line) {
 		switch {
-		case used == 0 || n <= r.seq:
+		case n <= r.seq:
 		case n == r.seq+1:
 			r.seq = n
 		default:
@@ -545,26 +538,37 @@ func (a *attendee) sawCount(c, now int64) {
 	}
 }
 
-// recordSeqs notes the receipt time of every event in an events message:
-// each event is encoded with its seq first ({"seq":N,...}).
+// recordSeqs notes the receipt time of every event in an events message.
 func (a *attendee) recordSeqs(line []byte, now int64) {
-	const key = `{"seq":`
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for rest := line; ; {
-		i := bytes.Index(rest, []byte(key))
-		if i < 0 {
-			return
-		}
-		rest = rest[i+len(key):]
-		n, used := parseUint(rest)
-		rest = rest[used:]
-		if used == 0 || n <= a.lastSeq.Load() {
+	for n := range eventSeqs(line) {
+		if n <= a.lastSeq.Load() {
 			continue
 		}
 		a.seqs = append(a.seqs, seqSeen{seq: n, at: now})
 		a.lastSeq.Store(n)
 		a.w.received.Add(1)
+	}
+}
+
+// eventSeqs yields the seq of every event in an events message, in order:
+// each event is encoded with its seq first ({"seq":N,...}).
+func eventSeqs(line []byte) iter.Seq[uint64] {
+	const key = `{"seq":`
+	return func(yield func(uint64) bool) {
+		for rest := line; ; {
+			i := bytes.Index(rest, []byte(key))
+			if i < 0 {
+				return
+			}
+			rest = rest[i+len(key):]
+			n, used := parseUint(rest)
+			rest = rest[used:]
+			if used > 0 && !yield(n) {
+				return
+			}
+		}
 	}
 }
 

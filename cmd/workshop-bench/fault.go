@@ -22,19 +22,11 @@ const faultVictim = 1
 func (b *bench) fault(ctx context.Context) (*FaultResult, error) {
 	cfg := b.cfg
 	base := cfg.urls[0]
-	rm, err := createRoom(ctx, base, "bench fault", []string{"Team 1"})
+	rm, fac, question, err := voteRoom(ctx, base, "bench fault")
 	if err != nil {
 		return nil, err
-	}
-	fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
-	if err != nil {
-		return nil, fmt.Errorf("facilitator: %w", err)
 	}
 	defer fac.close()
-	question, err := startWithQuestion(ctx, fac)
-	if err != nil {
-		return nil, err
-	}
 
 	at, err := b.join(ctx, "fault", rm.ID, cfg.clients, 0, joinMode{reconnect: true})
 	if err != nil {

@@ -446,19 +446,11 @@ func submitScores(ctx context.Context, base string, rm createdRoom, aspects []st
 func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	cfg := b.cfg
 	base := cfg.urls[0]
-	rm, err := createRoom(ctx, base, "bench votes", []string{"Team 1"})
+	rm, fac, question, err := voteRoom(ctx, base, "bench votes")
 	if err != nil {
 		return nil, err
-	}
-	fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
-	if err != nil {
-		return nil, fmt.Errorf("facilitator: %w", err)
 	}
 	defer fac.close()
-	question, err := startWithQuestion(ctx, fac)
-	if err != nil {
-		return nil, err
-	}
 
 	at, err := b.join(ctx, "votes", rm.ID, cfg.clients, 0, joinMode{})
 	if err != nil {
@@ -475,18 +467,29 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	return res, err
 }
 
-// startWithQuestion starts the room and asks the question the attendees
-// will vote on, as the facilitator.
-func startWithQuestion(ctx context.Context, fac *controller) (string, error) {
+// voteRoom creates a room at base for a vote storm, connects its
+// facilitator (the caller closes it), starts the room and asks the
+// question the attendees will vote on.
+func voteRoom(ctx context.Context, base, title string) (createdRoom, *controller, string, error) {
+	rm, err := createRoom(ctx, base, title, []string{"Team 1"})
+	if err != nil {
+		return rm, nil, "", err
+	}
+	fac, err := dialController(ctx, base, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+	if err != nil {
+		return rm, nil, "", fmt.Errorf("facilitator: %w", err)
+	}
 	if _, err := fac.do(ctx, map[string]any{"type": "start"}); err != nil {
-		return "", err
+		fac.close()
+		return rm, nil, "", err
 	}
 	a, err := fac.do(ctx, map[string]any{"type": "ask", "text": "Which aspect should we invest in next?"})
 	if err != nil {
-		return "", err
+		fac.close()
+		return rm, nil, "", err
 	}
 	q, _ := a.Result["question"].(string)
-	return q, nil
+	return rm, fac, q, nil
 }
 
 // voteOrder is the order of a vote storm on question whose first vote is
