@@ -52,7 +52,7 @@ func teamParticipant(id string) string { return teamParticipantPrefix + id }
 // at its events.
 func CarriesResult(cmdType string) bool {
 	switch cmdType {
-	case CmdAsk, CmdAddTeam, CmdUpvote, CmdUnvote:
+	case CmdAsk, CmdAddTeam, CmdUpvote, CmdUnvote, CmdEstimate:
 		return true
 	}
 	return false
@@ -63,7 +63,8 @@ func CarriesResult(cmdType string) bool {
 // the id of the question an ask posted, the id of the team add_team added,
 // the count a vote left and whether the voter now votes for the question
 // (attendees get others' votes as tallies, a tick later: the voter's page
-// shows its own at once).
+// shows its own at once), and an estimate's team, aspect, level and the
+// count of estimates it left.
 // It is the same whether the command was decided just now or long ago on
 // another instance, so a retried command is answered alike. Other commands
 // carry none (nil). The hub adds what only it knows: fresh keys.
@@ -79,6 +80,8 @@ func Result(cmdType string, events []Event) map[string]any {
 		return map[string]any{"team": last.Team}
 	case (cmdType == CmdUpvote || cmdType == CmdUnvote) && (last.Type == EvUpvoted || last.Type == EvUnvoted):
 		return map[string]any{"question": last.QuestionID, "votes": last.Count, "voted": last.Type == EvUpvoted}
+	case cmdType == CmdEstimate && last.Type == EvEstimated:
+		return map[string]any{"aspect": last.Aspect, "team": last.Team, "level": last.Level, "count": last.Count}
 	}
 	return nil
 }
@@ -117,6 +120,11 @@ const (
 	CmdReport          = "report"             // attendee or team lead: question
 	CmdRaiseHand       = "raise_hand"         // attendee or team lead
 	CmdLowerHand       = "lower_hand"         // own hand; the facilitator: participant
+
+	CmdOpenEstimates       = "open_estimates"         // facilitator: aspect (the current one), team ("" every team not revealed)
+	CmdCloseEstimates      = "close_estimates"        // facilitator: aspect, team ("" every open one)
+	CmdEstimate            = "estimate"               // attendee or another team's lead: aspect, team, level
+	CmdSetEstimateEachTurn = "set_estimate_each_turn" // facilitator: on
 )
 
 // CommandTypes lists every command type, for documentation checks.
@@ -127,6 +135,7 @@ var CommandTypes = []string{
 	CmdSetNote, CmdAddAction, CmdSetActionDone, CmdRemoveAction, CmdWrapUp,
 	CmdClose, CmdRemove, CmdRotateKeys, CmdSaveDraft, CmdSubmit, CmdAsk,
 	CmdUpvote, CmdUnvote, CmdReport, CmdRaiseHand, CmdLowerHand,
+	CmdOpenEstimates, CmdCloseEstimates, CmdEstimate, CmdSetEstimateEachTurn,
 }
 
 // commandFields lists, per command type, the client fields (by their JSON
@@ -167,6 +176,11 @@ var commandFields = map[string][]string{
 	CmdReport:          {"question"},
 	CmdRaiseHand:       nil,
 	CmdLowerHand:       {"participant"}, // another's: the facilitator only (decideLowerHand)
+
+	CmdOpenEstimates:       {"aspect", "team"},
+	CmdCloseEstimates:      {"aspect", "team"},
+	CmdEstimate:            {"aspect", "team", "level"},
+	CmdSetEstimateEachTurn: {"on"},
 }
 
 // fieldReasons say, for a field a command does not take, why, where a

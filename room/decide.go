@@ -40,7 +40,7 @@ func Create(p CreateParams) ([]Event, error) {
 		ID: p.ID, Code: p.Code, Title: strings.TrimSpace(p.Title), Model: p.Model,
 		Phase: PhaseLobby, CreatedAt: now, ReportLimit: DefaultReportLimit,
 		Queues: map[string][]string{}, Scores: map[string]map[string]*Assessment{},
-		Spoken: map[string][]string{}, Notes: map[string]string{}, Actions: map[string][]Action{}, Removed: map[string]bool{},
+		Spoken: map[string][]string{}, Estimates: map[string]map[string]*Estimation{}, Notes: map[string]string{}, Actions: map[string][]Action{}, Removed: map[string]bool{},
 		Secrets: p.Secrets, Hands: []Hand{}, Questions: []*Question{}, Teams: []Team{},
 	}
 	for i, name := range p.TeamNames {
@@ -191,6 +191,11 @@ func init() {
 		CmdReport:          {audience, decideReport},
 		CmdRaiseHand:       {audience, decideRaiseHand},
 		CmdLowerHand:       {speakers, decideLowerHand},
+
+		CmdOpenEstimates:       {facilitatorOnly, decideOpenEstimates},
+		CmdCloseEstimates:      {facilitatorOnly, decideCloseEstimates},
+		CmdEstimate:            {audience, decideEstimate},
+		CmdSetEstimateEachTurn: {facilitatorOnly, decideSetEstimateEachTurn},
 	}
 }
 
@@ -324,6 +329,7 @@ func decideGotoAspect(d *decision) error {
 	if d.s.Turn != nil {
 		d.emit(Event{Type: EvTurnEnded})
 	}
+	d.closeAllEstimates()
 	d.emit(Event{Type: EvAspectChanged, Aspect: a.ID})
 	return nil
 }
@@ -380,6 +386,7 @@ func decideWrapUp(d *decision) error {
 	if d.s.Turn != nil {
 		d.emit(Event{Type: EvTurnEnded})
 	}
+	d.closeAllEstimates()
 	d.emit(Event{Type: EvWrappedUp})
 	return nil
 }
@@ -388,6 +395,7 @@ func decideClose(d *decision) error {
 	if d.s.Turn != nil {
 		d.emit(Event{Type: EvTurnEnded})
 	}
+	d.closeAllEstimates()
 	d.emit(Event{Type: EvClosed})
 	return nil
 }
@@ -427,6 +435,7 @@ func decideCallTurn(d *decision) error {
 		turn.Team, turn.Name = t.ID, t.Name
 	}
 	d.emit(Event{Type: EvTurnStarted, Turn: turn})
+	d.openOnTurn(turn.Team)
 	return nil
 }
 
@@ -580,6 +589,7 @@ func decideReveal(d *decision) error {
 		if sc := d.s.Score(t.ID, a.ID); sc != nil && sc.Submitted {
 			rs.Level, rs.Rationale, rs.Submitted = sc.Level, sc.Rationale, true
 		}
+		rs.Estimate = d.revealEstimate(t.ID, a.ID, rs.Level)
 		e.Scores = append(e.Scores, rs)
 	}
 	d.emit(e)

@@ -868,6 +868,8 @@ var allowedRoles = map[string][]Role{
 	CmdUpvote: {RoleFacilitator, RoleTeam, RoleAttendee}, CmdUnvote: {RoleFacilitator, RoleTeam, RoleAttendee},
 	CmdReport: {RoleTeam, RoleAttendee}, CmdRaiseHand: {RoleTeam, RoleAttendee},
 	CmdLowerHand: {RoleFacilitator, RoleTeam, RoleAttendee},
+	CmdOpenEstimates: {RoleFacilitator}, CmdCloseEstimates: {RoleFacilitator},
+	CmdEstimate: {RoleTeam, RoleAttendee}, CmdSetEstimateEachTurn: {RoleFacilitator},
 }
 
 // TestDecidePermissions sends every command from every role: a role that

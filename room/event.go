@@ -38,6 +38,11 @@ const (
 	EvParticipantRemoved = "participant_removed"
 	EvKeysRotated        = "keys_rotated"
 
+	EvEstimatesOpened     = "estimates_opened"
+	EvEstimatesClosed     = "estimates_closed"
+	EvEstimated           = "estimated"
+	EvEstimateEachTurnSet = "estimate_each_turn_set"
+
 	// EvPrivate is the twin of an event an audience may not see: it keeps
 	// the sequence contiguous for that audience and says nothing else.
 	EvPrivate = "private"
@@ -53,7 +58,8 @@ var EventTypes = []string{
 	EvAnswered, EvQuestionHidden, EvQuestionRestored, EvApproveFirstSet,
 	EvHandRaised, EvHandLowered, EvNoteSet, EvActionAdded, EvActionDone,
 	EvActionRemoved, EvWrappedUp, EvClosed, EvParticipantRemoved,
-	EvKeysRotated, EvPrivate,
+	EvKeysRotated, EvEstimatesOpened, EvEstimatesClosed, EvEstimated,
+	EvEstimateEachTurnSet, EvPrivate,
 }
 
 // Event is one change to a room, numbered by Seq (contiguous from 1 in each
@@ -100,4 +106,6 @@ type RevealedScore struct {
 	Level     int    `json:"level,omitempty"`
 	Rationale string `json:"rationale,omitempty"`
 	Submitted bool   `json:"submitted"`
+	// Estimate is the room's estimate of the team, when it was estimated.
+	Estimate *EstimateResult `json:"estimate,omitempty"`
 }

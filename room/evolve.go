@@ -20,6 +20,9 @@ func Evolve(s *State, e Event) *State {
 	if e.Cmd != "" {
 		s.remember(e.Cmd, e.Seq)
 	}
+	if s.evolveEstimate(e) {
+		return s
+	}
 	switch e.Type {
 	case EvStarted:
 		s.Phase, s.Aspect = PhaseRunning, e.Aspect
@@ -65,10 +68,12 @@ func Evolve(s *State, e Event) *State {
 				a.Level, a.Rationale = r.Level, r.Rationale
 			}
 		}
+		s.revealEstimates(e)
 	case EvRevealHidden:
 		for _, id := range e.Order {
 			s.assessment(id, e.Aspect).Revealed = false
 		}
+		s.hideEstimates(e)
 	case EvQuestionPosted:
 		s.Questions = append(s.Questions, e.Question.Clone())
 	case EvQuestionApproved, EvQuestionRestored:
@@ -229,6 +234,9 @@ func (s *State) ensureMaps() {
 	}
 	if s.Scores == nil {
 		s.Scores = map[string]map[string]*Assessment{}
+	}
+	if s.Estimates == nil {
+		s.Estimates = map[string]map[string]*Estimation{}
 	}
 	if s.Notes == nil {
 		s.Notes = map[string]string{}

@@ -93,6 +93,11 @@ func checkReplays(t testing.TB, log []Event, end *State, aud Audience, u markerU
 			}
 		}
 		for _, sc := range r.Scores {
+			if sc.Estimate != nil {
+				if est := view.Estimation(sc.Team, r.Aspect); est == nil || !est.Revealed || !est.Result.equal(sc.Estimate) {
+					t.Errorf("replay for %s from %d: revealed #%d shows the estimate of %s/%s, the snapshot shows %+v", audName(aud), k, e.Seq, sc.Team, r.Aspect, est)
+				}
+			}
 			if sc.Level == 0 && sc.Rationale == "" {
 				continue
 			}
@@ -100,6 +105,9 @@ func checkReplays(t testing.TB, log []Event, end *State, aud Audience, u markerU
 			if a == nil || !a.Revealed || a.Level != sc.Level || a.Rationale != sc.Rationale {
 				t.Errorf("replay for %s from %d: revealed #%d shows %s/%s at level %d, the snapshot shows %+v", audName(aud), k, e.Seq, sc.Team, r.Aspect, sc.Level, a)
 			}
+		}
+		if r.Type == EvEstimated && !aud.isSelf(e.Participant) && (r.Level != 0 || r.Participant != "") {
+			t.Errorf("replay for %s from %d: estimated #%d shows %s's estimate", audName(aud), k, e.Seq, e.Participant)
 		}
 		if (r.Type == EvSubmitted || r.Type == EvDraftSaved) && !aud.isTeam(r.Team) && (r.Level != 0 || r.Rationale != "") {
 			t.Errorf("replay for %s from %d: %s #%d shows team %s's level", audName(aud), k, e.Type, e.Seq, r.Team)

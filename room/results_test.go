@@ -166,11 +166,11 @@ func TestResultsCSV(t *testing.T) {
 		t.Fatalf("rows: got %d, want %d", got, want)
 	}
 	want := [][]string{
-		{"team", "aspect", "status", "level", "level_name", "rationale"},
-		{"Payments", "Investment", "revealed", "2", "Operational", "A dedicated team"},
-		{"Search", "Investment", "revealed", "4", "Optimizing", "An ecosystem"},
-		{"Identity", "Investment", "not_submitted", "", "", ""},
-		{"Payments", "Adoption", "hidden", "", "", ""},
+		{"team", "aspect", "status", "level", "level_name", "rationale", "room_estimates", "room_median", "room_mean", "gap", "room_histogram"},
+		{"Payments", "Investment", "revealed", "2", "Operational", "A dedicated team", "", "", "", "", ""},
+		{"Search", "Investment", "revealed", "4", "Optimizing", "An ecosystem", "", "", "", "", ""},
+		{"Identity", "Investment", "not_submitted", "", "", "", "", "", "", "", ""},
+		{"Payments", "Adoption", "hidden", "", "", "", "", "", "", "", ""},
 	}
 	for i, w := range want {
 		if !slices.Equal(rows[i], w) {

@@ -144,6 +144,7 @@ func (c *secrecyChecker) checkView(t testing.TB, s *State, aud Audience) []byte 
 			}
 		}
 	}
+	checkEstimations(t, "View for "+audName(aud), v, aud)
 	for _, q := range v.Questions {
 		if aud.isFacilitator() {
 			continue
@@ -225,6 +226,14 @@ func (c *secrecyChecker) checkTwin(t testing.TB, e, r Event, b []byte, after *St
 			t.Errorf("Redact(%s #%d) for %s: got %s, want only %s", e.Type, e.Seq, audName(aud), b, want)
 		}
 	}
+	if r.Type == EvEstimated && !aud.isSelf(e.Participant) && (r.Level != 0 || r.Participant != "") {
+		t.Errorf("Redact(estimated #%d) for %s: got %s's level %d, want the count only", e.Seq, audName(aud), r.Participant, r.Level)
+	}
+	for _, sc := range r.Scores {
+		if sc.Estimate != nil && !estimateShownAtEnd(after, sc.Team, e.Aspect, sc.Estimate) {
+			t.Errorf("Redact(revealed #%d) for %s: got the estimate of %s, which the state after it does not show", e.Seq, audName(aud), sc.Team)
+		}
+	}
 	if r.Type == EvSubmitted && !aud.isTeam(e.Team) && (r.Level != 0 || r.Rationale != "") {
 		t.Errorf("Redact(submitted #%d) for %s: got level %d, want none", e.Seq, audName(aud), r.Level)
 	}
@@ -251,6 +260,26 @@ func secretRoom(t *testing.T) *fixture {
 	f.do(fac, Command{Type: CmdHideReveal, Team: "t3"})
 	f.do(fac, Command{Type: CmdReveal, Team: "t2"})
 	f.do(identity, Command{Type: CmdSubmit, Aspect: "investment", Level: 2, Rationale: "RATRESUBMITTEDt3X"})
+	// Estimates: of t1 open and unrevealed, of t3 revealed (with the
+	// score resubmitted above), of t2 revealed, hidden and revealed anew
+	// with one more estimate.
+	f.do(fac, Command{Type: CmdOpenEstimates})
+	for _, a := range []Actor{ana, bob, search} {
+		f.do(a, Command{Type: CmdEstimate, Team: "t1", Level: 4})
+	}
+	f.do(cleo, Command{Type: CmdEstimate, Team: "t1", Level: 1})
+	f.do(ana, Command{Type: CmdEstimate, Team: "t3", Level: 3})
+	f.do(payments, Command{Type: CmdEstimate, Team: "t3", Level: 2})
+	f.do(fac, Command{Type: CmdReveal, Team: "t3"})
+	f.do(fac, Command{Type: CmdHideReveal, Team: "t2"})
+	f.do(fac, Command{Type: CmdOpenEstimates, Team: "t2"})
+	f.do(bob, Command{Type: CmdEstimate, Team: "t2", Level: 2})
+	f.do(fac, Command{Type: CmdReveal, Team: "t2"})
+	f.do(fac, Command{Type: CmdHideReveal, Team: "t2"})
+	f.do(fac, Command{Type: CmdOpenEstimates, Team: "t2"})
+	f.do(ana, Command{Type: CmdEstimate, Team: "t2", Level: 1})
+	f.do(fac, Command{Type: CmdReveal, Team: "t2"})
+	f.do(cleo, Command{Type: CmdEstimate, Team: "t1", Level: 2})
 	// Questions: public, hidden, pending, anonymous, hidden by reports,
 	// pending and hidden then restored (still pending).
 	f.do(ana, Command{Type: CmdAsk, Text: "QTEXTPUBLICX"}) // q1

@@ -38,7 +38,7 @@ const (
 
 // State is a room at one sequence number. It is a value built only by
 // Evolve; the hub's room actor owns the only mutable copy on an instance.
-// Secrets (key hashes, drafts, unrevealed scores) live here too: use a View
+// Secrets (key hashes, drafts, unrevealed scores, estimates) live here too: use a View
 // or Redact before anything leaves the server.
 type State struct {
 	ID        string    `json:"id"`
@@ -66,6 +66,12 @@ type State struct {
 
 	// Scores holds the teams' assessments: team id -> aspect id -> score.
 	Scores map[string]map[string]*Assessment `json:"scores"`
+
+	// Estimates holds the room's estimates of the teams: team id ->
+	// aspect id -> estimation. Individual levels are secret (View).
+	Estimates map[string]map[string]*Estimation `json:"estimates"`
+	// EstimateEachTurn opens estimating for every team called to speak.
+	EstimateEachTurn bool `json:"estimateEachTurn"`
 
 	Questions    []*Question `json:"questions"`
 	Highlighted  string      `json:"highlighted"`

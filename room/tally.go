@@ -3,7 +3,7 @@ package room
 import "slices"
 
 // Tallies: what an audience receives of a run of high-volume audience
-// actions (votes, reports, hands). The log keeps every action; a client
+// actions (votes, reports, hands, estimates). The log keeps every action; a client
 // that is not the facilitator gets the totals they changed, as the state at
 // the end of the run shows them, so a storm of votes costs one message per
 // client per tick instead of one per vote.
@@ -12,7 +12,7 @@ import "slices"
 // facilitator receive as totals in a Tally rather than one by one.
 func Tallied(e Event) bool {
 	switch e.Type {
-	case EvUpvoted, EvUnvoted, EvReported, EvHandRaised, EvHandLowered:
+	case EvUpvoted, EvUnvoted, EvReported, EvHandRaised, EvHandLowered, EvEstimated:
 		return true
 	}
 	return false
@@ -31,6 +31,19 @@ type Tally struct {
 	Hands []Hand `json:"hands,omitempty"`
 	// HandsChanged tells an empty queue (every hand lowered) from no change.
 	HandsChanged bool `json:"handsChanged,omitempty"`
+	// Estimates are the counts of estimates the run changed.
+	Estimates []EstimateCount `json:"estimates,omitempty"`
+}
+
+// EstimateCount is how many have estimated a team on an aspect at the end
+// of a tally. Level is the audience's own estimate, set only where the
+// audience itself estimated in the run: nobody else's level, and no
+// distribution, is in a tally.
+type EstimateCount struct {
+	Aspect string `json:"aspect"`
+	Team   string `json:"team"`
+	Count  int    `json:"count"`
+	Level  int    `json:"level,omitempty"`
 }
 
 // QuestionVotes is one question's vote count at the end of a tally. Voted
@@ -61,10 +74,18 @@ func TallyFor(events []Event, hands []Hand, end *State, aud Audience) Tally {
 	}
 	t.From, t.Seq = events[0].Seq, events[len(events)-1].Seq
 	at := map[string]int{} // question id -> index in t.Votes
+	estAt := map[[2]string]int{}
 	for _, e := range events {
 		switch e.Type {
 		case EvHandRaised, EvHandLowered:
 			t.HandsChanged = true
+			continue
+		case EvEstimated:
+			c := t.estimateEntry(estAt, e)
+			c.Count = e.Count
+			if aud.isSelf(e.Participant) {
+				c.Level = e.Level
+			}
 			continue
 		case EvUpvoted, EvUnvoted, EvReported:
 		default:
@@ -111,6 +132,19 @@ func (t Tally) Personal(own []Event, end *State, aud Audience) Tally {
 	for i, v := range out.Votes {
 		at[v.Question] = i
 	}
+	var estAt map[[2]string]int
+	for _, e := range own {
+		if e.Type == EvEstimated && aud.isSelf(e.Participant) {
+			if estAt == nil {
+				out.Estimates = slices.Clone(t.Estimates)
+				estAt = make(map[[2]string]int, len(out.Estimates))
+				for i, c := range out.Estimates {
+					estAt[[2]string{c.Aspect, c.Team}] = i
+				}
+			}
+			out.estimateEntry(estAt, e).Level = e.Level
+		}
+	}
 	for _, e := range own {
 		if !aud.isSelf(e.Participant) || (e.Type != EvUpvoted && e.Type != EvUnvoted && e.Type != EvReported) {
 			continue
@@ -141,6 +175,19 @@ func (t *Tally) entry(at map[string]int, q *Question, hidden bool) *QuestionVote
 	return &t.Votes[i]
 }
 
+// estimateEntry is the entry of e's team and aspect in t.Estimates (at
+// indexes them), added with e's count when there is none.
+func (t *Tally) estimateEntry(at map[[2]string]int, e Event) *EstimateCount {
+	k := [2]string{e.Aspect, e.Team}
+	i, ok := at[k]
+	if !ok {
+		i = len(t.Estimates)
+		at[k] = i
+		t.Estimates = append(t.Estimates, EstimateCount{Aspect: e.Aspect, Team: e.Team, Count: e.Count})
+	}
+	return &t.Estimates[i]
+}
+
 // own records e, the audience's own vote, unvote or report, in v.
 func (v *QuestionVotes) own(e Event) {
 	if e.Type == EvReported {
@@ -153,7 +200,8 @@ func (v *QuestionVotes) own(e Event) {
 
 // ApplyTally applies t to v, a view of the room for the audience of
 // participant at a sequence from t.From-1 on, as a client does: the counts,
-// participant's own vote and report, the hand queue, the sequence.
+// participant's own vote, report and estimates, the hand queue, the
+// sequence.
 func ApplyTally(v *State, t Tally, participant string) {
 	v.Seq = t.Seq
 	for _, qv := range t.Votes {
@@ -184,5 +232,18 @@ func ApplyTally(v *State, t Tally, participant string) {
 	}
 	if t.HandsChanged {
 		v.Hands = append([]Hand{}, t.Hands...)
+	}
+	for _, c := range t.Estimates {
+		if v.Estimates == nil {
+			v.Estimates = map[string]map[string]*Estimation{}
+		}
+		est := v.estimation(c.Team, c.Aspect)
+		est.Count = c.Count
+		if participant != "" && c.Level > 0 {
+			if est.Levels == nil {
+				est.Levels = map[string]int{}
+			}
+			est.Levels[participant] = c.Level
+		}
 	}
 }

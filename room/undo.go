@@ -6,7 +6,7 @@ import "slices"
 // batch decided by one instance can lose the race to commit to another,
 // and then the state must return to the base it was decided on before the
 // winner's events apply. Votes, reports and hands (Tallied) can be taken
-// back exactly, at the cost of the events themselves; anything else cannot
+// back exactly (estimates too), at the cost of the events themselves; anything else cannot
 // (Revert says so) and the caller reloads the room instead. In a vote
 // storm over several instances, a lost race then costs the events since
 // the base, never a reload of the whole room.
@@ -32,6 +32,9 @@ type undoStep struct {
 	reporter bool   // voter's report, not vote
 	hands    []Hand // s.Hands before a hand event (a copy: lowering a hand edits in place)
 	handsSet bool
+	est      *Estimation // the estimation an estimated event changed, with its count and voter's level before
+	estCount int
+	estLevel int
 }
 
 // NewTentative starts taking events applied to s.
@@ -79,6 +82,12 @@ func (t *Tentative) before(e Event) undoStep {
 		}
 	case EvHandRaised, EvHandLowered:
 		st.hands, st.handsSet = slices.Clone(s.Hands), true
+	case EvEstimated:
+		// Evolve creates the estimation if it is missing; make it here so
+		// that the step holds the very one the event changes.
+		st.est, st.voter = s.estimation(e.Team, e.Aspect), e.Participant
+		st.estCount = st.est.Count
+		st.estLevel, st.hadVote = st.est.Levels[e.Participant]
 	}
 	return st
 }
@@ -111,6 +120,14 @@ func (t *Tentative) Revert() bool {
 		}
 		if st.handsSet {
 			s.Hands = st.hands
+		}
+		if st.est != nil {
+			st.est.Count = st.estCount
+			if st.hadVote {
+				st.est.Levels[st.voter] = st.estLevel
+			} else {
+				delete(st.est.Levels, st.voter)
+			}
 		}
 		if st.key != "" {
 			if st.hadKey {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// TestTentativeRevert: votes, reports and hands applied tentatively and
+// TestTentativeRevert: votes, reports, hands and estimates applied tentatively and
 // taken back leave the state exactly as it was (its JSON, remembered
 // command keys included, also when remembering forgot the oldest), and
 // the same commands then decide and apply as on the untouched state.
@@ -17,6 +17,7 @@ func TestTentativeRevert(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			f := newFixture(t)
 			running(f)
+			f.do(fac, Command{Type: CmdOpenEstimates})
 			f.s.ReportLimit = 100 // a report that hides a question is not taken back (TestTentativeRefusesOthers)
 			people := []Actor{ana, bob, cleo, payments, search}
 			for i := range 4 {
@@ -49,7 +50,7 @@ func TestTentativeRevert(t *testing.T) {
 				cmds, actors = append(cmds, c), append(actors, a)
 			}
 			if !tent.Revert() {
-				t.Fatalf("votes, reports and hands could not be taken back")
+				t.Fatalf("votes, reports, hands and estimates could not be taken back")
 			}
 			if after := mustJSON(t, f.s); !bytes.Equal(before, after) {
 				t.Fatalf("state after revert differs:\nbefore %s\nafter  %s", before, after)
@@ -87,7 +88,9 @@ func TestTentativeRefusesOthers(t *testing.T) {
 func randomAudienceCommand(rng *rand.Rand, people []Actor) (Actor, Command) {
 	a := people[rng.IntN(len(people))]
 	q := fmt.Sprintf("q%d", 1+rng.IntN(4))
-	switch rng.IntN(6) {
+	switch rng.IntN(8) {
+	case 6, 7:
+		return a, Command{Type: CmdEstimate, Team: fmt.Sprintf("t%d", 1+rng.IntN(3)), Level: 1 + rng.IntN(4)}
 	case 5:
 		return a, Command{Type: CmdReport, Question: q}
 	case 0, 1:

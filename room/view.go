@@ -69,14 +69,15 @@ func ClassAudience(class string) Audience {
 
 // PersonalIn names the participants whose twin of e may differ from their
 // class's: the author of a question (a pending or anonymous one is shown to
-// its author as such), the voter of a vote, the reporter of a report.
+// its author as such), the voter of a vote, the reporter of a report, the
+// estimator of an estimate.
 func PersonalIn(e Event) []string {
 	switch e.Type {
 	case EvQuestionPosted, EvQuestionApproved, EvQuestionRestored:
 		if e.Question != nil && e.Question.Author != "" {
 			return []string{e.Question.Author}
 		}
-	case EvUpvoted, EvUnvoted, EvReported:
+	case EvUpvoted, EvUnvoted, EvReported, EvEstimated:
 		if e.Participant != "" {
 			return []string{e.Participant}
 		}
@@ -85,10 +86,13 @@ func PersonalIn(e Event) []string {
 }
 
 // HasPersonalView reports whether participant's view of s may differ from
-// its class's: it wrote a question, voted or reported.
+// its class's: it wrote a question, voted, reported or estimated.
 func HasPersonalView(s *State, participant string) bool {
 	if participant == "" {
 		return false
+	}
+	if estimatedBy(s, participant) {
+		return true
 	}
 	for _, q := range s.Questions {
 		if q.Author == participant || q.Voters[participant] || q.Reporters[participant] {
@@ -101,8 +105,9 @@ func HasPersonalView(s *State, participant string) bool {
 // View returns a copy of s cut down to what aud may see. It never contains
 // key hashes, the participant secret, remembered command keys, another
 // team's draft, an unrevealed score, a hidden question, or a pending
-// question the audience did not write. Other participants' votes and
-// reports are reduced to counts.
+// question the audience did not write. Other participants' votes, reports
+// and estimates are reduced to counts, and an estimate's distribution is
+// left out until its reveal.
 func View(s *State, aud Audience) *State {
 	v := *s
 	v.Secrets = Secrets{Generation: s.Secrets.Generation}
@@ -142,6 +147,14 @@ func View(s *State, aud Audience) *State {
 		if len(out) > 0 {
 			v.Scores[team] = out
 		}
+	}
+	v.Estimates = make(map[string]map[string]*Estimation, len(s.Estimates))
+	for team, byAspect := range s.Estimates {
+		out := make(map[string]*Estimation, len(byAspect))
+		for aspect, e := range byAspect {
+			out[aspect] = viewEstimation(e, aud)
+		}
+		v.Estimates[team] = out
 	}
 	v.Questions = make([]*Question, 0, len(s.Questions))
 	for _, q := range s.Questions {
@@ -256,6 +269,12 @@ func Redact(e Event, aud Audience, end *State) Event {
 		if !aud.isFacilitator() && !aud.isSelf(e.Participant) {
 			return private
 		}
+	case EvEstimated:
+		// An estimate is its author's alone, the facilitator's not
+		// excepted: everyone else gets the new count.
+		if !aud.isSelf(e.Participant) {
+			e.Participant, e.Level = "", 0
+		}
 	case EvParticipantRemoved:
 		if !aud.isFacilitator() {
 			return private
@@ -277,8 +296,9 @@ func visibleAtEnd(end *State, id string, aud Audience) bool {
 // revealedAtEnd keeps the level and rationale of a revealed score only
 // where end still shows that very score revealed; a score hidden again (or
 // hidden, changed and revealed anew, which a later event carries) keeps
-// only that the team submitted. The same for every audience: a team's own
-// score reaches it through its own submitted event.
+// only that the team submitted. The room's estimate is kept on the same
+// terms. The same for every audience: a team's own score reaches it
+// through its own submitted event.
 func revealedAtEnd(end *State, aspect string, scores []RevealedScore) []RevealedScore {
 	if end == nil {
 		return scores
@@ -286,7 +306,9 @@ func revealedAtEnd(end *State, aspect string, scores []RevealedScore) []Revealed
 	var out []RevealedScore
 	for i, sc := range scores {
 		a := end.Score(sc.Team, aspect)
-		if sc.Level == 0 && sc.Rationale == "" || a != nil && a.Revealed && a.Submitted && a.Level == sc.Level && a.Rationale == sc.Rationale {
+		keepScore := sc.Level == 0 && sc.Rationale == "" || a != nil && a.Revealed && a.Submitted && a.Level == sc.Level && a.Rationale == sc.Rationale
+		keepEstimate := sc.Estimate == nil || estimateShownAtEnd(end, sc.Team, aspect, sc.Estimate)
+		if keepScore && keepEstimate {
 			if out != nil {
 				out = append(out, sc)
 			}
@@ -295,7 +317,14 @@ func revealedAtEnd(end *State, aspect string, scores []RevealedScore) []Revealed
 		if out == nil {
 			out = append(make([]RevealedScore, 0, len(scores)), scores[:i]...)
 		}
-		out = append(out, RevealedScore{Team: sc.Team, Submitted: sc.Submitted})
+		cut := RevealedScore{Team: sc.Team, Submitted: sc.Submitted}
+		if keepScore {
+			cut.Level, cut.Rationale = sc.Level, sc.Rationale
+		}
+		if keepEstimate {
+			cut.Estimate = sc.Estimate
+		}
+		out = append(out, cut)
 	}
 	if out == nil {
 		return scores
@@ -336,6 +365,11 @@ func VariantKey(e Event, aud Audience) string {
 		case aud.isFacilitator():
 			return "facilitator"
 		case aud.isSelf(e.Participant):
+			return "self"
+		}
+		return "other"
+	case EvEstimated:
+		if aud.isSelf(e.Participant) {
 			return "self"
 		}
 		return "other"
