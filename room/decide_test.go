@@ -867,7 +867,7 @@ var allowedRoles = map[string][]Role{
 	CmdAsk:    {RoleFacilitator, RoleTeam, RoleAttendee},
 	CmdUpvote: {RoleFacilitator, RoleTeam, RoleAttendee}, CmdUnvote: {RoleFacilitator, RoleTeam, RoleAttendee},
 	CmdReport: {RoleTeam, RoleAttendee}, CmdRaiseHand: {RoleTeam, RoleAttendee},
-	CmdLowerHand: {RoleFacilitator, RoleTeam, RoleAttendee},
+	CmdLowerHand:     {RoleFacilitator, RoleTeam, RoleAttendee},
 	CmdOpenEstimates: {RoleFacilitator}, CmdCloseEstimates: {RoleFacilitator},
 	CmdEstimate: {RoleTeam, RoleAttendee}, CmdSetEstimateEachTurn: {RoleFacilitator},
 }
