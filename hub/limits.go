@@ -19,7 +19,7 @@ type Limits struct {
 	// Per connection.
 	Commands  Rate // any command (10/s, burst 30)
 	Questions Rate // ask (1 per 10 s, burst 3)
-	Votes     Rate // upvote, unvote, report (5/s, burst 20)
+	Votes     Rate // upvote, unvote, report, estimate (5/s, burst 20)
 	Hands     Rate // raise_hand, lower_hand (1 per 2 s, burst 4)
 	// Pings and Resumes are sized for the web page, which pings three
 	// times within a second and a half to measure the clock and then
@@ -276,7 +276,7 @@ func (h *Hub) checkCommand(cl *connLimiters, addr, typ string, now time.Time) er
 	switch typ {
 	case room.CmdAsk:
 		specific, what = cl.questions, "questions"
-	case room.CmdUpvote, room.CmdUnvote, room.CmdReport:
+	case room.CmdUpvote, room.CmdUnvote, room.CmdReport, room.CmdEstimate:
 		specific, what = cl.votes, "votes"
 	case room.CmdRaiseHand, room.CmdLowerHand:
 		specific, what = cl.hands, "hand raises"

@@ -513,6 +513,28 @@ func seedAdmin() []byte {
 }
 
 // randomScenario is a reproducible random input of n steps.
+// seedEstimates: the room's estimate, opened by hand and by a turn,
+// changed, refused to a team for itself, revealed, closed and hidden.
+func seedEstimates() []byte {
+	return bytes.Join([][]byte{
+		{1}, // three teams
+		seedStep("facilitator", CmdStart, 0, 0),
+		seedStep("facilitator", CmdOpenEstimates, 3, 0), // t1 on the current aspect
+		seedStep("p_a0", CmdEstimate, 3, 0x03),          // t1, level 2
+		seedStep("p_a1", CmdEstimate, 3, 0x04),          // level 3
+		seedStep("team:t2", CmdEstimate, 3, 0x05),       // level 4
+		seedStep("p_a0", CmdEstimate, 3, 0x04),          // changed to 3
+		seedStep("team:t1", CmdEstimate, 3, 0x03),       // refused: itself
+		seedStep("team:t1", CmdSubmit, 0, 0x03),         // a, level 2
+		seedStep("facilitator", CmdReveal, 3, 0),        // t1, with its estimate
+		seedStep("facilitator", CmdSetEstimateEachTurn, 0, 0x01),
+		seedStep("facilitator", CmdCallTurn, 19, 0), // t3, 60 s: opens estimating
+		seedStep("p_a2", CmdEstimate, 18, 0x02),     // t3, level 1
+		seedStep("facilitator", CmdGotoAspect, 1, 0), // b: closes t3's
+		seedStep("facilitator", CmdHideReveal, 0, 0), // t1 on a
+	}, nil)
+}
+
 func randomScenario(seed uint64, n int) []byte {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	b := make([]byte, 1+n*stepBytes)
@@ -536,7 +558,7 @@ func randomScenario(seed uint64, n int) []byte {
 func FuzzRoom(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0})
-	for _, seed := range [][]byte{seedScores(), seedQuestions(), seedAdmin()} {
+	for _, seed := range [][]byte{seedScores(), seedQuestions(), seedAdmin(), seedEstimates()} {
 		f.Add(seed)
 		f.Add(append([]byte{1 - seed[0]}, seed[1:]...)) // the other number of teams
 	}
@@ -570,7 +592,7 @@ func TestRoomProperties(t *testing.T) {
 			t.Fatalf("seed %d failed", seed)
 		}
 	}
-	for _, seed := range [][]byte{seedScores(), seedQuestions(), seedAdmin()} {
+	for _, seed := range [][]byte{seedScores(), seedQuestions(), seedAdmin(), seedEstimates()} {
 		for k, v := range runScenario(t, seed).events {
 			total.events[k] += v
 		}
