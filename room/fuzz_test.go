@@ -528,8 +528,8 @@ func seedEstimates() []byte {
 		seedStep("team:t1", CmdSubmit, 0, 0x03),         // a, level 2
 		seedStep("facilitator", CmdReveal, 3, 0),        // t1, with its estimate
 		seedStep("facilitator", CmdSetEstimateEachTurn, 0, 0x01),
-		seedStep("facilitator", CmdCallTurn, 19, 0), // t3, 60 s: opens estimating
-		seedStep("p_a2", CmdEstimate, 18, 0x02),     // t3, level 1
+		seedStep("facilitator", CmdCallTurn, 19, 0),  // t3, 60 s: opens estimating
+		seedStep("p_a2", CmdEstimate, 18, 0x02),      // t3, level 1
 		seedStep("facilitator", CmdGotoAspect, 1, 0), // b: closes t3's
 		seedStep("facilitator", CmdHideReveal, 0, 0), // t1 on a
 	}, nil)
