@@ -881,10 +881,11 @@ func decideRemove(d *decision) error {
 }
 
 // knownParticipant reports whether the state holds a trace of participant
-// p: a raised hand, the floor, a question, a vote or a report.
+// p: a raised hand, the floor, a question, a vote, a report or an
+// estimate.
 func knownParticipant(s *State, p string) bool {
 	if slices.ContainsFunc(s.Hands, func(h Hand) bool { return h.Participant == p }) ||
-		s.Turn != nil && s.Turn.Participant == p {
+		s.Turn != nil && s.Turn.Participant == p || estimatedBy(s, p) {
 		return true
 	}
 	return slices.ContainsFunc(s.Questions, func(q *Question) bool {

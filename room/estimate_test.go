@@ -149,6 +149,8 @@ var estimateCases = []decideCase{
 	{name: "by a removed attendee", setup: seq(estimating, func(f *fixture) {
 		f.do(fac, Command{Type: CmdRemove, Participant: "p_ana", Present: true})
 	}), actor: ana, cmd: Command{Type: CmdEstimate, Team: "t1", Level: 2}, want: EFORBIDDEN},
+	{name: "an estimator is known to remove", setup: seq(estimating, estimatedAt(2, ana)), actor: fac, cmd: Command{Type: CmdRemove, Participant: "p_ana"},
+		events: []string{EvParticipantRemoved}},
 	{name: "a team not open", setup: estimating, actor: ana, cmd: Command{Type: CmdEstimate, Team: "t2", Level: 2}, want: ECONFLICT, msg: "not open"},
 	{name: "never opened", setup: running, actor: ana, cmd: Command{Type: CmdEstimate, Team: "t1", Level: 2}, want: ECONFLICT, msg: "not open"},
 	{name: "closed", setup: seq(estimating, func(f *fixture) { f.do(fac, Command{Type: CmdCloseEstimates}) }),

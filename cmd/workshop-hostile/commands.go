@@ -216,12 +216,18 @@ func (w *walker) wsCommands(ctx context.Context, s *session) {
 	w.expect(ctx, "cmd/lower_hand-no-hand", s.fac, map[string]any{"type": "lower_hand", "participant": s.carlID}, "not_found", "participant",
 		"lower_hand, the facilitator: anyone's raised hand, not_found without one")
 
+	w.wsEstimates(ctx, s, inv, adopt)
+
 	// Reveals.
 	from = s.ana.mark()
 	w.expect(ctx, "cmd/reveal-team", s.fac, map[string]any{"type": "reveal", "aspect": inv, "team": t1}, "", "", "reveal aspect, team")
 	e, err := s.ana.awaitEvent(ctx, from, "revealed", nil)
 	w.check("cmd/reveal-reaches-attendee", err == nil && strings.Contains(string(e.raw), sub1) && strings.Contains(string(e.raw), `"level":3`),
 		"reveal "+inv+" "+t1, shorten(string(e.raw)), "revealed: aspect, scores [{team,level,rationale,submitted}]")
+	w.check("cmd/reveal-carries-estimate", err == nil && strings.Contains(string(e.raw), `"histogram":[0,1,0,1]`) && strings.Contains(string(e.raw), `"self":3`),
+		"reveal "+inv+" "+t1+" after estimates 2 and 4", shorten(string(e.raw)),
+		"revealed: estimate {count,histogram,median,mean,self,gap,flagged}, histogram[i] the estimates of level i+1")
+	w.expect(ctx, "cmd/estimate-after-reveal", s.bo, map[string]any{"type": "estimate", "team": t1, "level": 1}, "conflict", "", "the reveal closes estimating for the teams it reveals")
 	w.expect(ctx, "cmd/reveal-again", s.fac, map[string]any{"type": "reveal", "aspect": inv, "team": t1}, "conflict", "", "conflict: already revealed")
 	w.expect(ctx, "cmd/reveal-unknown-team", s.fac, map[string]any{"type": "reveal", "aspect": inv, "team": "t99"}, "not_found", "team", "not_found: no such team")
 	w.expect(ctx, "cmd/reveal-unknown-aspect", s.fac, map[string]any{"type": "reveal", "aspect": "nope"}, "not_found", "aspect", "not_found: no such aspect")
@@ -493,4 +499,51 @@ func onlyFacilitatorOr(participant string) func(audience) bool {
 	return func(a audience) bool {
 		return a.role == "facilitator" || (participant != "" && a.participant == participant)
 	}
+}
+
+// wsEstimates walks the room's estimate on inv, the aspect under
+// discussion: who may open, estimate and close, the ranges, and that no
+// estimate reaches anyone but its author before the reveal (the audits of
+// every frame check the rest). It leaves estimating open for team t1, with
+// Ana at level 2 and team t2 at level 4, for the reveal that follows.
+func (w *walker) wsEstimates(ctx context.Context, s *session, inv, adopt string) {
+	t1, t2 := s.team(0), s.team(1)
+	const saysLevel = "estimate level (1 to the model's top)"
+	w.expect(ctx, "cmd/open_estimates-attendee", s.ana, map[string]any{"type": "open_estimates", "team": t1}, "forbidden", "", "open_estimates: facilitator")
+	w.expect(ctx, "cmd/open_estimates-other-aspect", s.fac, map[string]any{"type": "open_estimates", "aspect": adopt, "team": t1}, "conflict", "",
+		"open_estimates aspect: the aspect under discussion; another is conflict")
+	w.expect(ctx, "cmd/open_estimates-unknown-team", s.fac, map[string]any{"type": "open_estimates", "team": "t99"}, "not_found", "team", "not_found: no such team")
+	w.expect(ctx, "cmd/estimate-not-open", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 2}, "conflict", "", "the team must be open for estimates")
+	w.expect(ctx, "cmd/open_estimates", s.fac, map[string]any{"type": "open_estimates", "team": t1}, "", "", "open_estimates aspect, team")
+	w.expect(ctx, "cmd/open_estimates-again", s.fac, map[string]any{"type": "open_estimates", "team": t1}, "conflict", "", "conflict: already open")
+	w.expect(ctx, "cmd/estimate-level-0", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 0}, "invalid", "level", saysLevel)
+	w.expect(ctx, "cmd/estimate-level-5", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 5}, "invalid", "level", saysLevel)
+	w.expect(ctx, "cmd/estimate-unknown-team", s.ana, map[string]any{"type": "estimate", "team": "t99", "level": 2}, "not_found", "team", "not_found: no such team")
+	w.expect(ctx, "cmd/estimate-other-team-closed", s.ana, map[string]any{"type": "estimate", "team": t2, "level": 2}, "conflict", "", "the team must be open for estimates")
+	w.expect(ctx, "cmd/estimate-itself", s.t1, map[string]any{"type": "estimate", "team": t1, "level": 3}, "forbidden", "", "a lead estimating its own team is forbidden")
+	w.expect(ctx, "cmd/estimate-facilitator", s.fac, map[string]any{"type": "estimate", "team": t1, "level": 3}, "forbidden", "", "estimate: attendee, team lead of another team")
+	w.expect(ctx, "cmd/estimate-presenter", s.pres, map[string]any{"type": "estimate", "team": t1, "level": 3}, "forbidden", "", "estimate: attendee, team lead of another team")
+	w.expect(ctx, "cmd/estimate-with-rationale", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 2, "rationale": "x"}, "invalid", "rationale",
+		"a command carries only the fields its row names")
+	m := w.expect(ctx, "cmd/estimate", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 3}, "", "", "estimate aspect, team, level")
+	if m != nil && m.Type == "ack" {
+		var res struct {
+			Aspect, Team string
+			Level, Count int
+		}
+		_ = json.Unmarshal(m.Result, &res)
+		w.check("cmd/estimate-result", res.Aspect == inv && res.Team == t1 && res.Level == 3 && res.Count == 1, "estimate "+t1+" level 3", string(m.Result),
+			"the ack's result holds {aspect,team,level,count}")
+		w.retry(ctx, "cmd/estimate-retry", s.ana, m, map[string]any{"id": m.ID, "type": "estimate", "team": t1, "level": 3})
+	}
+	w.expect(ctx, "cmd/estimate-same-level", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 3}, "conflict", "", "the same level again is conflict")
+	w.expect(ctx, "cmd/estimate-change", s.ana, map[string]any{"type": "estimate", "team": t1, "level": 2}, "", "", "estimating again changes the estimate")
+	w.expect(ctx, "cmd/estimate-team-lead", s.t2, map[string]any{"type": "estimate", "team": t1, "level": 4}, "", "", "estimate: team lead of another team")
+	w.expect(ctx, "cmd/close_estimates-none", s.fac, map[string]any{"type": "close_estimates", "team": t2}, "conflict", "", "close_estimates: conflict when none is open")
+	w.expect(ctx, "cmd/close_estimates", s.fac, map[string]any{"type": "close_estimates", "team": t1}, "", "", "close_estimates aspect, team")
+	w.expect(ctx, "cmd/estimate-closed", s.bo, map[string]any{"type": "estimate", "team": t1, "level": 1}, "conflict", "", "the team must be open for estimates")
+	w.expect(ctx, "cmd/open_estimates-reopen", s.fac, map[string]any{"type": "open_estimates", "team": t1}, "", "", "reopening a closed estimation keeps its estimates")
+	w.expect(ctx, "cmd/set_estimate_each_turn", s.fac, map[string]any{"type": "set_estimate_each_turn", "on": true}, "", "", "set_estimate_each_turn on")
+	w.expect(ctx, "cmd/set_estimate_each_turn-off", s.fac, map[string]any{"type": "set_estimate_each_turn"}, "", "", "set_estimate_each_turn on")
+	w.expect(ctx, "cmd/set_estimate_each_turn-attendee", s.ana, map[string]any{"type": "set_estimate_each_turn", "on": true}, "forbidden", "", "set_estimate_each_turn: facilitator")
 }

@@ -79,6 +79,11 @@ func auditRoom(aud audience, raw json.RawMessage) []string {
 	var out []string
 	var room struct {
 		Scores    map[string]map[string]map[string]json.RawMessage `json:"scores"`
+		Estimates map[string]map[string]struct {
+			Levels   map[string]json.RawMessage `json:"levels"`
+			Revealed bool                       `json:"revealed"`
+			Result   json.RawMessage            `json:"result"`
+		} `json:"estimates"`
 		Questions []struct {
 			ID        string          `json:"id"`
 			Text      string          `json:"text"`
@@ -105,6 +110,18 @@ func auditRoom(aud audience, raw json.RawMessage) []string {
 				if strings.HasPrefix(f, "draft") || !revealed {
 					out = append(out, fmt.Sprintf("snapshot: scores.%s.%s.%s reaches a %s (level and rationale only once revealed; drafts to that team only)", team, aspect, f, aud.role))
 				}
+			}
+		}
+	}
+	for team, byAspect := range room.Estimates {
+		for aspect, e := range byAspect {
+			for p := range e.Levels {
+				if p != aud.participant {
+					out = append(out, fmt.Sprintf("snapshot: estimates.%s.%s.levels holds %s's estimate (only the client's own, and nobody's for the facilitator)", team, aspect, p))
+				}
+			}
+			if len(e.Result) > 0 && !e.Revealed {
+				out = append(out, fmt.Sprintf("snapshot: estimates.%s.%s.result before the reveal (result only once revealed)", team, aspect))
 			}
 		}
 	}
@@ -167,6 +184,11 @@ func auditEvent(aud audience, e event) []string {
 	case "upvoted", "unvoted":
 		if p := e.str("participant"); p != "" && aud.role != "facilitator" && p != aud.participant {
 			bad("participant %s reaches a %s (only the voter and the facilitator)", p, aud.role)
+		}
+	case "estimated":
+		// The estimator's own only: the facilitator is no exception.
+		if p := e.str("participant"); p != "" && p != aud.participant || p == "" && e.fields["level"] != nil {
+			bad("another's estimate reaches a %s (participant and level only for the estimator itself)", aud.role)
 		}
 	case "reported":
 		if aud.role != "facilitator" && e.str("participant") != aud.participant {

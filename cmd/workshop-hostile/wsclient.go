@@ -248,6 +248,11 @@ func (cl *wsClient) read(ctx context.Context) {
 				continue
 			}
 			_ = json.Unmarshal(line, &m.fields)
+			if m.Type == "welcome" && m.Participant != "" {
+				// The snapshot may share the welcome's frame: what is
+				// the client's own is known from here on.
+				cl.aud.participant = m.Participant
+			}
 			cl.follow(m)
 			cl.secrecy = append(cl.secrecy, auditMessage(cl.aud, m)...)
 			cl.msgs = append(cl.msgs, m)
