@@ -123,7 +123,9 @@ func (l *stateLog) team(id string) room.Actor {
 // and made anew, questions (anonymous, by a team lead, by the facilitator,
 // waiting for approval), votes and unvotes, a report storm that hides a
 // question, hides and restores, a removed attendee, a team added, keys
-// rotated, notes, actions, wrap up and close.
+// rotated, notes, actions, the room's estimate (on every turn, opened and
+// closed by hand, changed, revealed, hidden and estimated anew, closed by
+// a new aspect and by the wrap up), wrap up and close.
 func workshopLog(t *testing.T) *stateLog {
 	l := newStateLog(t, "workshop")
 	t1, t2, t3 := l.team("t1"), l.team("t2"), l.team("t3")
@@ -138,7 +140,18 @@ func workshopLog(t *testing.T) *stateLog {
 	l.do(stateFac, room.Command{Type: room.CmdSetQueue, Aspect: "investment", Order: []string{"t3", "t1", "t2"}})
 	l.do(stateFac, C(room.CmdStart))
 	l.do(stateFac, room.Command{Type: room.CmdGotoAspect, Aspect: "investment"})
+	// The room estimates every team called: t3 first; ana changes her mind.
+	l.do(stateFac, room.Command{Type: room.CmdSetEstimateEachTurn, On: true})
 	l.do(stateFac, C(room.CmdCallTurn))
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Team: "t3", Level: 2})
+	l.do(stateBen, room.Command{Type: room.CmdEstimate, Team: "t3", Level: 4})
+	l.do(t1, room.Command{Type: room.CmdEstimate, Team: "t3", Level: 3})
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Aspect: "investment", Team: "t3", Level: 3})
+	l.do(stateFac, C(room.CmdOpenEstimates))
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Team: "t1", Level: 2})
+	l.do(t2, room.Command{Type: room.CmdEstimate, Team: "t1", Level: 1})
+	l.do(stateBen, room.Command{Type: room.CmdEstimate, Team: "t2", Level: 1})
+	l.do(stateFac, room.Command{Type: room.CmdCloseEstimates, Team: "t2"})
 	l.do(stateFac, room.Command{Type: room.CmdExtendTurn, Seconds: 60})
 	l.do(stateAna, C(room.CmdRaiseHand))
 	l.do(stateBen, C(room.CmdRaiseHand))
@@ -153,8 +166,13 @@ func workshopLog(t *testing.T) *stateLog {
 	l.do(t1, room.Command{Type: room.CmdSubmit, Aspect: "investment", Level: 2, Rationale: "rethought"})
 	l.do(stateFac, room.Command{Type: room.CmdReveal, Aspect: "investment", Team: "t1"})
 	l.do(stateFac, room.Command{Type: room.CmdHideReveal, Aspect: "investment", Team: "t2"})
+	// t2, hidden again, is estimated anew; t1, revealed, is not opened by its turn.
+	l.do(stateFac, room.Command{Type: room.CmdOpenEstimates, Team: "t2"})
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Team: "t2", Level: 2})
+	l.do(stateFac, C(room.CmdCloseEstimates))
 
 	l.do(stateFac, room.Command{Type: room.CmdCallTurn, Team: "t1"})
+	l.do(stateFac, room.Command{Type: room.CmdSetEstimateEachTurn})
 	l.do(stateAna, room.Command{Type: room.CmdAsk, Text: "How is the budget set?"})                 // q1
 	l.do(stateBen, room.Command{Type: room.CmdAsk, Text: "Who owns the roadmap?", Anonymous: true}) // q2
 	l.do(t1, room.Command{Type: room.CmdAsk, Text: "Can we borrow staff?"})                         // q3
@@ -217,8 +235,13 @@ func workshopLog(t *testing.T) *stateLog {
 	l.do(stateFac, room.Command{Type: room.CmdSetActionDone, Aspect: "adoption", Action: 1, On: true})
 	l.do(stateFac, room.Command{Type: room.CmdSetActionDone, Aspect: "adoption", Action: 1})
 	l.do(stateFac, room.Command{Type: room.CmdRemoveAction, Aspect: "investment", Action: 2})
+	l.do(stateFac, room.Command{Type: room.CmdOpenEstimates, Team: "t4"})
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Team: "t4", Level: 4})
 	l.do(stateFac, room.Command{Type: room.CmdGotoAspect, Aspect: "adoption"})
+	l.do(stateFac, room.Command{Type: room.CmdSetEstimateEachTurn, On: true})
 	l.do(stateFac, room.Command{Type: room.CmdCallTurn, Team: "t2"})
+	l.do(stateBen, room.Command{Type: room.CmdEstimate, Team: "t2", Level: 3})
+	l.do(t3, room.Command{Type: room.CmdEstimate, Team: "t2", Level: 1})
 	l.do(stateFac, C(room.CmdWrapUp))
 	l.do(stateFac, room.Command{Type: room.CmdReveal, Aspect: "adoption"})
 	l.do(stateFac, C(room.CmdClose))
@@ -227,15 +250,23 @@ func workshopLog(t *testing.T) *stateLog {
 
 // takeBackLog puts take-backs right after what they take back, so that
 // batches cut across them: a question posted and hidden at once, a vote
-// on it, a reveal hidden, changed and revealed anew, an approval hidden.
+// on it, a reveal hidden, changed and revealed anew (with the room's
+// estimate, reopened and changed in between), an approval hidden.
 func takeBackLog(t *testing.T) *stateLog {
 	l := newStateLog(t, "takebacks")
 	t1, t2 := l.team("t1"), l.team("t2")
 	l.do(t1, room.Command{Type: room.CmdSubmit, Aspect: "investment", Level: 1, Rationale: "first"})
 	l.do(t2, room.Command{Type: room.CmdSubmit, Aspect: "investment", Level: 2, Rationale: "second"})
 	l.do(stateFac, room.Command{Type: room.CmdStart})
+	l.do(stateFac, room.Command{Type: room.CmdOpenEstimates})
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Team: "t1", Level: 2})
+	l.do(stateBen, room.Command{Type: room.CmdEstimate, Team: "t1", Level: 3})
+	l.do(t2, room.Command{Type: room.CmdEstimate, Team: "t1", Level: 4})
+	l.do(stateAna, room.Command{Type: room.CmdEstimate, Team: "t2", Level: 1})
 	l.do(stateFac, room.Command{Type: room.CmdReveal})
 	l.do(stateFac, room.Command{Type: room.CmdHideReveal})
+	l.do(stateFac, room.Command{Type: room.CmdOpenEstimates, Team: "t1"})
+	l.do(stateBen, room.Command{Type: room.CmdEstimate, Team: "t1", Level: 1})
 	l.do(t1, room.Command{Type: room.CmdSubmit, Aspect: "investment", Level: 4, Rationale: "changed"})
 	l.do(stateFac, room.Command{Type: room.CmdReveal, Team: "t1"})
 	l.do(stateFac, room.Command{Type: room.CmdReveal, Team: "t2"})
@@ -332,7 +363,13 @@ func randomLog(t *testing.T, seed uint64, steps int) *stateLog {
 			if rng.IntN(4) != 0 {
 				c.Question = pick(qs)
 			}
-		case room.CmdAnswer, room.CmdSetApproveFirst, room.CmdSetActionDone:
+		case room.CmdOpenEstimates, room.CmdCloseEstimates:
+			if rng.IntN(2) == 0 {
+				c.Team = pick(teams)
+			}
+		case room.CmdEstimate:
+			c.Team, c.Level = pick(teams), 1+rng.IntN(5)
+		case room.CmdAnswer, room.CmdSetApproveFirst, room.CmdSetActionDone, room.CmdSetEstimateEachTurn:
 			c.On = rng.IntN(2) == 0
 			if c.Type == room.CmdAnswer {
 				c.Question = pick(qs)

@@ -11,7 +11,7 @@
 
 import { signal, batch } from '../vendor/signals.module.js';
 import { randomId } from './lib.js';
-import { applyEvent, applyOwnVote, applyTally, normalize } from './state.js';
+import { applyEvent, applyOwnEstimate, applyOwnVote, applyTally, normalize } from './state.js';
 
 // Timings, in milliseconds. pingEvery < silentLimit: a healthy connection
 // always hears a pong before it is judged dead.
@@ -278,6 +278,11 @@ export class Conn {
           // Others get a vote in the next tally; the voter sees it now.
           if (this.state && msg.result && typeof msg.result.voted === 'boolean') {
             this.state = applyOwnVote(this.state, msg.result, this.me.value);
+            this.schedulePublish();
+          }
+          // The same for an estimate: one's own pick shows at once.
+          if (this.state && msg.result && p.msg.type === 'estimate' && msg.result.level) {
+            this.state = applyOwnEstimate(this.state, msg.result, this.me.value);
             this.schedulePublish();
           }
           p.resolve(msg.result || {});

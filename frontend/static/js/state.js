@@ -18,12 +18,27 @@ export function normalize(room) {
   r.notes = r.notes || {};
   r.actions = r.actions || {};
   r.removed = r.removed || {};
+  r.estimates = r.estimates || {};
+  r.estimateEachTurn = !!r.estimateEachTurn;
   r.highlighted = r.highlighted || '';
   r.model = r.model || { levels: [], aspects: [] };
   r.model.levels = r.model.levels || [];
   r.model.aspects = r.model.aspects || [];
   if (!r.agenda.length) r.agenda = r.model.aspects.map((a) => a.id);
   return r;
+}
+
+// estimation answers the room's estimate of team on aspect, made empty
+// when there is none yet, as room's State.estimation does.
+function estimation(s, team, aspect) {
+  const byAspect = s.estimates[team] || (s.estimates[team] = {});
+  return byAspect[aspect] || (byAspect[aspect] = { open: false, count: 0, revealed: false });
+}
+
+// setOwnEstimate records participant's own level, in a new levels object
+// so that pages holding the old one render again.
+function setOwnEstimate(est, participant, level) {
+  est.levels = Object.assign({}, est.levels, { [participant]: level });
 }
 
 function assessment(s, team, aspect) {
@@ -95,6 +110,22 @@ export function applyEvent(s, e, me) {
   s.seq = e.seq;
   const fac = me && me.role === 'facilitator';
   switch (e.type) {
+    case 'estimates_opened':
+    case 'estimates_closed':
+      for (const team of e.order || []) {
+        estimation(s, team, e.aspect).open = e.type === 'estimates_opened';
+      }
+      break;
+    case 'estimated': {
+      // Someone else's twin has no participant, only the count.
+      const est = estimation(s, e.team, e.aspect);
+      est.count = e.count || 0;
+      if (e.participant) setOwnEstimate(est, e.participant, e.level);
+      break;
+    }
+    case 'estimate_each_turn_set':
+      s.estimateEachTurn = !!e.on;
+      break;
     case 'room_created':
       // Clients get a snapshot instead; take it if one comes anyway.
       return normalize(Object.assign(e.room || {}, { seq: e.seq }));
@@ -169,6 +200,18 @@ export function applyEvent(s, e, me) {
             if (at) a.submittedAt = at;
           }
         }
+        // The reveal closes estimating for the team and shows its
+        // result; a twin cut against a later take-back carries none and
+        // closes all the same.
+        const known = s.estimates[sc.team] && s.estimates[sc.team][e.aspect];
+        if (known || sc.estimate) {
+          const est = known || estimation(s, sc.team, e.aspect);
+          est.open = false;
+          if (sc.estimate) {
+            est.revealed = true;
+            est.result = copyResult(sc.estimate);
+          }
+        }
       }
       break;
     case 'reveal_hidden':
@@ -179,6 +222,11 @@ export function applyEvent(s, e, me) {
           delete a.level;
           delete a.rationale;
           delete a.submittedAt;
+        }
+        const est = s.estimates[team] && s.estimates[team][e.aspect];
+        if (est) {
+          est.revealed = false;
+          delete est.result;
         }
       }
       break;
@@ -315,7 +363,38 @@ export function applyTally(s, t, me) {
     if (self && v.reported) q.reporters = Object.assign({}, q.reporters, { [self]: true });
   }
   if (t.handsChanged) s.hands = (t.hands || []).slice();
+  for (const c of t.estimates || []) {
+    const est = estimation(s, c.team, c.aspect);
+    est.count = c.count || 0;
+    if (self && c.level > 0) setOwnEstimate(est, self, c.level);
+  }
   return s;
+}
+
+// applyOwnEstimate shows this client's own estimate as its ack answered it
+// (result: {aspect, team, level, count}), before the tally that carries it.
+// Counts only grow, so a tally that came first is not taken back.
+export function applyOwnEstimate(s, result, me) {
+  if (!me || !me.participant || !result.team || !result.aspect || !(result.level > 0)) return s;
+  const est = estimation(s, result.team, result.aspect);
+  est.count = Math.max(est.count || 0, result.count || 0);
+  setOwnEstimate(est, me.participant, result.level);
+  return s;
+}
+
+function copyResult(r) {
+  return Object.assign({}, r, { histogram: (r.histogram || []).slice() });
+}
+
+// estimateOf answers the room's estimate of team on aspect, or null.
+export function estimateOf(room, team, aspect) {
+  return (room.estimates[team] && room.estimates[team][aspect]) || null;
+}
+
+// ownEstimate answers the level me gave team on aspect, or 0.
+export function ownEstimate(room, team, aspect, me) {
+  const est = estimateOf(room, team, aspect);
+  return (est && est.levels && me && me.participant && est.levels[me.participant]) || 0;
 }
 
 // applyOwnVote shows this client's own vote as its ack answered it
