@@ -8,6 +8,7 @@ import {
   levelInfo, levelText, levelColors,
 } from './lib.js';
 import { sortQuestions } from './state.js';
+import { EstimateResult, roomEstimate } from './estimate.js';
 
 // Icon is a small inline SVG (no icon font, no emoji font needed).
 const iconPaths = {
@@ -206,6 +207,7 @@ export function RevealCard({ conn, room, aspect, team, score }) {
         <${LevelExplain} model=${room.model} aspect=${aspect} level=${score.level} />
         ${score.rationale && html`<blockquote class="rationale">${score.rationale}</blockquote>`}`
       : html`<p class="muted">This team did not submit a score.</p>`}
+      <${EstimateResult} model=${room.model} team=${team.id} teamLabel=${team.name} result=${roomEstimate(room, team.id, aspect)} />
     </article>`;
 }
 

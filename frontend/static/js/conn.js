@@ -316,7 +316,10 @@ export class Conn {
     if (!applied.length) return;
     this.schedulePublish();
     batch(() => {
-      for (const e of applied) this.noteEvent(e);
+      // Events that came together are announced together (a turn and
+      // the estimating it opens).
+      const said = applied.map((e) => this.noteEvent(e)).filter(Boolean);
+      if (said.length) this.announce.value = said.join(' ');
     });
     for (const e of applied) {
       for (const fn of this.listeners) fn(e, this.state);
@@ -356,6 +359,8 @@ export class Conn {
     this.room.value = Object.assign({}, this.state);
   }
 
+  // noteEvent marks fresh reveals and answers what to announce of e ('' for
+  // nothing).
   noteEvent(e) {
     if (e.type === 'revealed') {
       const now = Date.now();
@@ -368,14 +373,21 @@ export class Conn {
         names.push(`${t ? t.name : sc.team}: ${lv ? `level ${sc.level}, ${lv.name}` : 'not submitted'}`);
       }
       this.fresh.value = fresh;
-      this.announce.value = 'Revealed. ' + names.join('; ');
       setTimeout(() => this.expireFresh(), freshFor + 50);
+      return 'Revealed. ' + names.join('; ');
+    } else if (e.type === 'estimates_opened' || e.type === 'estimates_closed') {
+      const names = (e.order || []).map((id) => {
+        const t = this.state.teams.find((x) => x.id === id);
+        return t ? t.name : id;
+      });
+      return `Estimating ${e.type === 'estimates_opened' ? 'open' : 'closed'} for ${names.join(', ')}.`;
     } else if (e.type === 'turn_started' && e.turn) {
-      this.announce.value = `${e.turn.name} has the floor.`;
+      return `${e.turn.name} has the floor.`;
     } else if (e.type === 'aspect_changed' || e.type === 'started') {
       const a = this.state.model.aspects.find((x) => x.id === e.aspect);
-      if (a) this.announce.value = `Now discussing ${a.name}.`;
+      if (a) return `Now discussing ${a.name}.`;
     }
+    return '';
   }
 
   expireFresh() {

@@ -1,6 +1,7 @@
 // facilitator.js: the facilitator's console (/facilitator/{id}#key=KEY).
 // Runs the agenda, the team queue and the speaking timer, reveals and hides
-// scores, moderates Q&A and raised hands, keeps notes and action items,
+// scores, runs the room's estimate (and suggests whom to discuss first),
+// moderates Q&A and raised hands, keeps notes and action items,
 // shows who is here, opens the presenter screen and exports the results.
 
 import { useState, useEffect, useRef } from '../vendor/hooks.module.js';
@@ -14,6 +15,8 @@ import {
   TopBar, StoppedBanner, LevelToggle, MuteToggle, Notice, LiveRegion, AspectTitle,
   TurnBox, Heatmap, Hands, QA, LevelChip, CopyField, JoinQR,
 } from './components.js';
+import { EstimateProgress, EstimateResult, discussFirst, fmtGap, roomEstimate } from './estimate.js';
+import { estimateOf } from './state.js';
 
 const roomId = roomIdFromPath();
 const params = hashParams();
@@ -133,6 +136,68 @@ function Queue({ room }) {
         <button type="button" class="button-primary" disabled=${!running || allRevealed} onClick=${() => conn.act('reveal', { aspect })}>Reveal all</button>
         <button type="button" class="button-quiet" disabled=${!anyRevealed} onClick=${() => conn.act('hide_reveal', { aspect })}>Hide all</button>
       </div>
+    </section>`;
+}
+
+// Estimates runs the room's estimate of the current aspect: on by default
+// for every turn or not, open and close it per team or for all; before the
+// reveal only how many have estimated, after it each team's histogram, and
+// the flagged teams to take first in the Q&A, the largest gap first.
+function Estimates({ room }) {
+  const aspect = room.aspect;
+  const running = room.phase === 'running';
+  const queue = aspect && room.queues[aspect] && room.queues[aspect].length ? room.queues[aspect] : room.teams.map((t) => t.id);
+  const presence = conn.presence.value;
+  const revealed = (id) => !!(room.scores[id] && room.scores[id][aspect] && room.scores[id][aspect].revealed);
+  const isOpen = (id) => !!(estimateOf(room, id, aspect) || {}).open;
+  const anyOpen = aspect && queue.some(isOpen);
+  const anyLeft = aspect && queue.some((id) => !revealed(id) && !isOpen(id));
+  const first = aspect ? discussFirst(room, aspect) : [];
+  return html`
+    <section class="card est-console" aria-labelledby="est-console-h">
+      <h2 id="est-console-h">The room's estimate</h2>
+      <label class="check">
+        <input type="checkbox" checked=${!!room.estimateEachTurn} disabled=${room.phase === 'closed'}
+          onChange=${(e) => conn.act('set_estimate_each_turn', { on: e.target.checked })} />
+        Open estimating when a team is called
+      </label>
+      ${first.length > 0 && html`
+        <div class="est-first" role="note" data-first=${first.map((x) => x.team).join(' ')}>
+          <p><strong>Discuss first:</strong> ${first.map((x, i) => html`<span key=${x.team}>${i ? ', ' : ''}${teamName(room, x.team)} (gap ${fmtGap(x.gap)})</span>`)}</p>
+          <div class="row-actions">
+            ${first.map((x) => html`
+              <button type="button" key=${x.team} class="button-primary" disabled=${!running || (room.turn && room.turn.team === x.team)}
+                onClick=${() => conn.act('call_turn', { team: x.team, seconds: turnSeconds.value })}>Call ${teamName(room, x.team)}</button>`)}
+          </div>
+        </div>`}
+      ${aspect ? html`
+        <ul class="est-teams">
+          ${queue.map((id) => {
+            const est = estimateOf(room, id, aspect);
+            const result = roomEstimate(room, id, aspect);
+            const name = teamName(room, id);
+            return html`
+              <li key=${id} data-team=${id}>
+                ${result ? html`
+                  <p class="est-team-name"><strong>${name}</strong></p>
+                  <${EstimateResult} model=${room.model} team=${id} teamLabel=${name} result=${result} />`
+                : html`
+                  <${EstimateProgress} room=${room} team=${id} aspect=${aspect} presence=${presence} label=${name} />
+                  <div class="row-actions">
+                    ${est && est.open
+                      ? html`<button type="button" aria-label=${`Close estimating for ${name}`} onClick=${() => conn.act('close_estimates', { aspect, team: id })}>Close</button>`
+                      : html`<button type="button" aria-label=${`Open estimating for ${name}`} disabled=${!running || revealed(id)}
+                          onClick=${() => conn.act('open_estimates', { aspect, team: id })}>${est && est.count ? 'Reopen' : 'Open'}</button>`}
+                  </div>`}
+              </li>`;
+          })}
+        </ul>
+        <div class="row-actions">
+          <button type="button" disabled=${!running || !anyLeft} onClick=${() => conn.act('open_estimates', { aspect })}>Open for every team</button>
+          <button type="button" class="button-quiet" disabled=${!anyOpen} onClick=${() => conn.act('close_estimates', { aspect })}>Close all</button>
+        </div>
+        <p class="muted small">Until a team's reveal you see only how many have estimated it, like everyone else.</p>`
+      : html`<p class="muted small">Estimating opens on the aspect under discussion.</p>`}
     </section>`;
 }
 
@@ -377,6 +442,7 @@ function Console() {
           <${TimerControls} room=${room} />
         </section>
         <${Queue} room=${room} />
+        <${Estimates} room=${room} />
         <${Agenda} room=${room} />
       </div>
       <div class="col-b">

@@ -1,15 +1,21 @@
 // presenter.js: the presenter screen (/presenter/{id}#key=KEY), a
 // read-only view in large type for a projector: the aspect under
-// discussion, the speaking team and its countdown, the scores revealed so
-// far as a heatmap, the highlighted question, and how to join.
+// discussion, the speaking team and its countdown, the room's estimate
+// (how many have estimated, then at the reveal the histogram beside the
+// team's level), the scores revealed so far as a heatmap, the highlighted
+// question, and how to join.
 
-import { html, mount, roomIdFromPath, hashParams } from './lib.js';
+import { html, mount, roomIdFromPath, hashParams, teamName } from './lib.js';
 import { Conn } from './conn.js';
 import { chime, armSound } from './sound.js';
 import {
   ConnBadge, StoppedBanner, LiveRegion, AspectTitle, TurnBox, Heatmap, JoinQR,
   LevelToggle, MuteToggle, PresenceCount,
 } from './components.js';
+import { EstimateProgress, EstimateResult, openTeams, roomEstimate } from './estimate.js';
+
+// presEstimates is how many estimate panels fit beside the heatmap.
+const presEstimates = 3;
 
 const roomId = roomIdFromPath();
 const key = hashParams().get('key') || '';
@@ -32,6 +38,36 @@ function Highlighted({ room }) {
       <p class="eyebrow">Question${q.answered ? ' · answered' : ''}</p>
       <blockquote class="pres-question-text">${q.text}</blockquote>
       <p class="pres-question-meta">${q.anonymous ? 'Anonymous' : (q.authorName || '')} · ▲ ${q.votes || 0}</p>
+    </div>`;
+}
+
+// Estimates shows the room's estimate on the current aspect: how many
+// have estimated each open team (nothing more before the reveal), and the
+// revealed ones' histograms, the speaking team first, then the flagged by
+// the size of their gap.
+function Estimates({ room }) {
+  const aspect = room.aspect;
+  if (!aspect) return null;
+  const open = openTeams(room, aspect);
+  const speaking = room.turn && room.turn.team;
+  const revealed = room.teams
+    .map((t) => ({ team: t, result: roomEstimate(room, t.id, aspect) }))
+    .filter((x) => x.result)
+    .sort((a, b) => (b.team.id === speaking) - (a.team.id === speaking)
+      || (b.result.flagged ? Math.abs(b.result.gap) : -1) - (a.result.flagged ? Math.abs(a.result.gap) : -1));
+  if (!open.length && !revealed.length) return null;
+  return html`
+    <div class="pres-estimates" data-open=${open.join(' ')}>
+      ${open.length > 0 && html`
+        <div class="pres-est-open">
+          <p class="eyebrow">The room is estimating · on your phone</p>
+          ${open.map((id) => html`<${EstimateProgress} key=${id} room=${room} team=${id} aspect=${aspect} presence=${conn.presence.value} />`)}
+        </div>`}
+      ${revealed.slice(0, presEstimates).map((x) => html`
+        <div class="pres-est" key=${x.team.id}>
+          <p class="pres-est-team">${teamName(room, x.team.id)}</p>
+          <${EstimateResult} model=${room.model} team=${x.team.id} teamLabel=${x.team.name} result=${x.result} big />
+        </div>`)}
     </div>`;
 }
 
@@ -61,6 +97,7 @@ function Screen() {
           : html`<div class="aspect-title"><p class="eyebrow">${room.model.name}</p><h2 class="aspect-name">${phaseText || ''}</h2></div>`}
         ${phaseText && room.aspect && html`<p class="pres-phase">${phaseText}</p>`}
         <${TurnBox} conn=${conn} room=${room} big />
+        <${Estimates} room=${room} />
       </section>
       <section class="pres-map" style=${{ '--rows': String(room.teams.length) }}>
         <${Heatmap} room=${room} current=${room.aspect} big conn=${conn} />

@@ -1,13 +1,15 @@
 // results.js: the results page (/results/{id}, with #key=FACILITATOR_KEY
 // for the export buttons). The teams x aspects heatmap of revealed scores
 // with level names, the spread per aspect, each team's rationale, notes and
-// action items. It prints cleanly (see @media print in app.css).
+// action items; a calibration layer (the room's median estimate and the
+// gap per cell) and per aspect the room's estimates and a summary. It prints cleanly (see @media print in app.css).
 
 import { useState, useEffect } from '../vendor/hooks.module.js';
 import {
   html, mount, api, roomIdFromPath, hashParams, aspectOf, levelInfo, levelColors, exportResults, prefs,
 } from './lib.js';
 import { LevelToggle, LevelExplain } from './components.js';
+import { EstimateResult, fmtGap, fmtNum } from './estimate.js';
 
 const roomId = roomIdFromPath();
 const key = hashParams().get('key') || '';
@@ -23,10 +25,23 @@ function Chip({ model, aspect, level }) {
     </span>`;
 }
 
-function Matrix({ res, model }) {
+// Calibration is one cell's calibration layer: the room's median and the
+// gap, flagged at a level or more.
+function Calibration({ e }) {
+  if (!e || !e.count) return html`<span class="cal">not estimated</span>`;
+  const gap = typeof e.gap === 'number' ? ` · gap ${fmtGap(e.gap)}` : '';
+  return html`<span class=${`cal ${e.flagged ? 'cal-flagged' : ''}`} data-median=${e.median} data-gap=${e.gap}>
+    ${e.flagged && html`<span aria-hidden="true">⚑ </span>`}room ${fmtNum(e.median)}${gap}</span>`;
+}
+
+function hasCalibration(res) {
+  return res.aspects.some((a) => a.calibration);
+}
+
+function Matrix({ res, model, layer }) {
   return html`
-    <h2 class="heatmap-title" aria-hidden="true">Revealed scores, teams by aspect</h2>
-    <div class="heatmap-wrap" role="region" aria-label="Results matrix" tabindex="0">
+    <h2 class="heatmap-title" aria-hidden="true">Revealed scores, teams by aspect${layer ? ', with the room\'s estimate' : ''}</h2>
+    <div class="heatmap-wrap" role="region" aria-label="Results matrix" tabindex="0" data-layer=${layer ? 'calibration' : 'scores'}>
       <table class="heatmap heatmap-results">
         <caption class="visually-hidden">Revealed scores, teams by aspect</caption>
         <thead>
@@ -39,7 +54,9 @@ function Matrix({ res, model }) {
               ${res.aspects.map((a) => {
                 const sc = a.scores[i] || {};
                 let body;
-                if (sc.status === 'revealed') body = html`<${Chip} model=${model} aspect=${a.id} level=${sc.level} />`;
+                if (sc.status === 'revealed') {
+                  body = html`<${Chip} model=${model} aspect=${a.id} level=${sc.level} />${layer && html`<${Calibration} e=${sc.estimate} />`}`;
+                }
                 else if (sc.status === 'not_submitted') body = html`<span class="cell-none">not submitted</span>`;
                 else body = html`<span class="cell-hidden" title="Not revealed"><span aria-hidden="true">·</span><span class="visually-hidden">not revealed</span></span>`;
                 return html`<td key=${a.id} data-team=${t.id} data-aspect=${a.id}>${body}</td>`;
@@ -49,6 +66,8 @@ function Matrix({ res, model }) {
         <tfoot>
           <tr><th scope="row">Spread</th>${res.aspects.map((a) => html`<td key=${a.id} class="spread" data-spread=${a.spread}>${hasScores(a) ? a.spread : '–'}</td>`)}</tr>
           <tr><th scope="row">Mean</th>${res.aspects.map((a) => html`<td key=${a.id} class="spread">${hasScores(a) ? a.mean.toFixed(1) : '–'}</td>`)}</tr>
+          ${layer && html`
+            <tr><th scope="row">Mean gap</th>${res.aspects.map((a) => html`<td key=${a.id} class="spread" data-mean-gap=${a.calibration ? a.calibration.meanAbsGap : ''}>${a.calibration ? fmtNum(a.calibration.meanAbsGap) : '–'}</td>`)}</tr>`}
         </tfoot>
       </table>
     </div>`;
@@ -56,6 +75,21 @@ function Matrix({ res, model }) {
 
 function hasScores(a) {
   return a.scores.some((s) => s.status === 'revealed');
+}
+
+// CalibrationSummary says in a line how the teams' own levels compare with
+// the room's estimates of them on an aspect, and whom to discuss first.
+function CalibrationSummary({ c, name }) {
+  if (!c) return null;
+  const parts = [`The room estimated ${c.estimated} ${c.estimated === 1 ? 'team' : 'teams'}; mean gap ${fmtNum(c.meanAbsGap)} ${c.meanAbsGap === 1 ? 'level' : 'levels'}.`];
+  if (c.higher) parts.push(`${c.higher} ${c.higher === 1 ? 'team sees itself' : 'teams see themselves'} a level or more higher than the room does.`);
+  if (c.lower) parts.push(`${c.lower} ${c.lower === 1 ? 'team sees itself' : 'teams see themselves'} a level or more lower.`);
+  if (!c.higher && !c.lower) parts.push('No team is a level or more apart from the room.');
+  return html`
+    <div class="calibration" data-calibration=${c.estimated}>
+      <p>${parts.join(' ')}</p>
+      ${c.qaFirst && c.qaFirst.length > 0 && html`<p><strong>Discuss first:</strong> ${c.qaFirst.map(name).join(', ')}</p>`}
+    </div>`;
 }
 
 function AspectDetail({ res, model, a }) {
@@ -67,6 +101,7 @@ function AspectDetail({ res, model, a }) {
       <h2>${a.name}</h2>
       ${asp && asp.question && html`<p class="aspect-question">${asp.question}</p>`}
       <p class="muted">${hasScores(a) ? `Levels ${a.min} to ${a.max}, spread ${a.spread}.` : 'No score revealed.'}</p>
+      <${CalibrationSummary} c=${a.calibration} name=${name} />
       ${revealed.length > 0 && html`
         <ul class="result-teams">
           ${revealed.map((s) => html`
@@ -74,6 +109,7 @@ function AspectDetail({ res, model, a }) {
               <div class="result-team-head"><strong>${name(s.team)}</strong> <${Chip} model=${model} aspect=${a.id} level=${s.level} /></div>
               <${LevelExplain} model=${model} aspect=${a.id} level=${s.level} />
               ${s.rationale && html`<blockquote class="rationale">${s.rationale}</blockquote>`}
+              <${EstimateResult} model=${model} team=${s.team} teamLabel=${name(s.team)} result=${s.estimate} />
             </li>`)}
         </ul>`}
       ${a.note && html`<h3>Notes</h3><p class="note-text">${a.note}</p>`}
@@ -117,6 +153,7 @@ function Results() {
   const [room, setRoom] = useState(null);
   const [err, setErr] = useState('');
   const [updated, setUpdated] = useState(null);
+  const [layer, setLayer] = useState(true);
   const load = async () => {
     try {
       const [r, v] = await Promise.all([
@@ -151,6 +188,11 @@ function Results() {
       </div>
       <div class="topbar-tools no-print">
         <${LevelToggle} />
+        ${hasCalibration(res) && html`
+          <div class="seg" role="group" aria-label="Heatmap layer">
+            <button type="button" aria-pressed=${!layer} onClick=${() => setLayer(false)}>Scores</button>
+            <button type="button" aria-pressed=${layer} onClick=${() => setLayer(true)}>With the room's estimate</button>
+          </div>`}
         <button type="button" onClick=${() => load()}>Refresh</button>
         <button type="button" onClick=${() => window.print()}>Print</button>
       </div>
@@ -160,7 +202,7 @@ function Results() {
         ${room.phase !== 'closed' && updated && html` · updated ${updated.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })}`}</p>
       ${err && html`<p class="banner banner-error no-print" role="alert">${err}</p>`}
       <${Exports} title=${res.title} />
-      <section class="card"><${Matrix} res=${res} model=${model} /></section>
+      <section class="card"><${Matrix} res=${res} model=${model} layer=${layer && hasCalibration(res)} /></section>
       <p class="legend">
         ${model.levels.map((l, i) => html`<span key=${i} class="legend-item"><${Chip} model=${model} aspect="" level=${i + 1} /> ${l.description || ''}</span>`)}
       </p>

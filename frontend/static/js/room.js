@@ -1,6 +1,8 @@
 // room.js: the attendee's page (/room/{id}). Pick a display name, then
 // follow the workshop live: the aspect under discussion, who speaks and for
-// how long, the scores as they are revealed, raised hands and Q&A.
+// how long, the room's estimate of a team before its reveal (a level
+// picker; one's own pick only), the scores as they are revealed with the
+// room's estimate beside them, raised hands and Q&A.
 
 import { useState, useEffect } from '../vendor/hooks.module.js';
 import { signal } from '../vendor/signals.module.js';
@@ -11,6 +13,7 @@ import {
   TopBar, StoppedBanner, LevelToggle, MuteToggle, Notice, LiveRegion, AspectTitle,
   TurnBox, Reveals, Heatmap, Hands, QA,
 } from './components.js';
+import { EstimatePickers } from './estimate.js';
 
 const roomId = roomIdFromPath();
 const idKey = `workshop:attendee:${roomId}`;
@@ -168,6 +171,7 @@ function RoomView() {
             <${AspectTitle} room=${room} aspectId=${aspect} level="3" />
             <${TurnBox} conn=${conn} room=${room} />
           </section>
+          <${EstimatePickers} conn=${conn} room=${room} me=${me} />
           <section class="card" aria-labelledby="rev-h">
             <h2 id="rev-h">Revealed scores</h2>
             <${Reveals} conn=${conn} room=${room} aspect=${aspect} />

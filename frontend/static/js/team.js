@@ -2,7 +2,9 @@
 // level (each with its name and description) and write a rationale; the
 // draft saves itself a moment after each change (save_draft), submit makes
 // it the team's score, and it stays editable until the facilitator reveals
-// it. The page also follows the workshop: who speaks, what was revealed.
+// it. The page also follows the workshop: who speaks, the room's estimate
+// (the lead estimates the other teams; of its own team it sees only how
+// many have estimated until the reveal), what was revealed.
 
 import { useState, useEffect, useRef } from '../vendor/hooks.module.js';
 import { html, mount, roomIdFromPath, hashParams, aspectOf, fmtTime } from './lib.js';
@@ -12,6 +14,7 @@ import {
   TopBar, StoppedBanner, LevelToggle, MuteToggle, Notice, LiveRegion, AspectTitle,
   TurnBox, Reveals, Heatmap, QA, Hands, LevelChip,
 } from './components.js';
+import { EstimatePickers } from './estimate.js';
 
 const roomId = roomIdFromPath();
 const key = hashParams().get('key') || '';
@@ -225,6 +228,7 @@ function TeamView() {
     ${myTurn && html`<div class="banner banner-turn" role="status">It is your team's turn to speak.</div>`}
     <main class="layout-2">
       <div class="col-main">
+        <${EstimatePickers} conn=${conn} room=${room} me=${me} />
         <p class="muted">Record a level and a rationale for each aspect. Nobody else sees them before the facilitator reveals them.</p>
         <${AspectNav} room=${room} team=${team} selected=${current} onSelect=${setSelected} />
         <${Editor} key=${current} room=${room} team=${team} aspectId=${current} />
