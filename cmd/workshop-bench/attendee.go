@@ -25,14 +25,18 @@ import (
 // With resume set (the fault scenario) an attendee whose connection drops
 // connects again as the pages do (redial); otherwise a dropped connection
 // ends it. The read loop owns resume and replaces sess; the worker reads
-// the atomics at any time and seqs and the drop figures under mu; the
-// vote's goroutine owns vote and ask until the vote's WaitGroup is done.
+// the atomics at any time and seqs, the drop figures and the histogram
+// under mu; the vote's goroutine owns vote and ask until the vote's
+// WaitGroup is done.
 // Writes (hello, pings, the vote) may come from several goroutines:
 // coder/websocket allows concurrent writes.
 type attendee struct {
 	w      *worker
 	index  int  // global index over all workers
 	record bool // keep the receipt time of every event sequence (reveal)
+	// estimates: count the tallies' estimates instead of votes, keep the
+	// reveal's histogram and count any histogram before it (estimates)
+	estimates bool
 
 	sess    atomic.Pointer[session] // the current connection; a reconnect replaces it
 	resume  *resumePoint            // nil: a dropped connection ends the attendee
@@ -44,7 +48,7 @@ type attendee struct {
 
 	joinedAt atomic.Int64 // Unix ns of the snapshot
 	frames   atomic.Int64 // messages received (reset when a storm begins)
-	maxCount atomic.Int64 // the highest vote count seen
+	maxCount atomic.Int64 // the highest count seen of the scenario's one question's votes, or one team's estimates
 	countAt  atomic.Int64 // Unix ns when maxCount was first seen
 	lastSeq  atomic.Uint64
 
@@ -54,8 +58,12 @@ type attendee struct {
 	dropAt int64     // guarded by mu: Unix ns of the first
 	dropOn string    // guarded by mu: the URL that connection was to
 	backAt int64     // guarded by mu: Unix ns of the welcome after the latest drop; 0 while away
+	// histogram is the room's estimate the reveal carried (estimates),
+	// guarded by mu; nil until then.
+	histogram []int
 
-	started bool // owned by the read loop
+	started  bool // owned by the read loop
+	revealed bool // owned by the read loop: the reveal of the room's estimate came (estimates)
 
 	vote cmdOutcome // the upvote's fate
 	ask  cmdOutcome // the question's (askers of the mixed scenario)
@@ -421,6 +429,9 @@ func (a *attendee) redial() (*session, error) {
 // handle looks at one server message received at now on s.
 func (a *attendee) handle(s *session, line []byte, now int64) {
 	r := a.resume
+	if a.estimates && !a.revealed {
+		a.watchEstimates(line)
+	}
 	switch messageType(line) {
 	case "welcome":
 		if !s.gotWelcome {
@@ -452,9 +463,15 @@ func (a *attendee) handle(s *session, line []byte, now int64) {
 			a.followEvents(r, line)
 		}
 	case "tally":
-		// Votes reach attendees as tallies (PROTOCOL.md): the bench has
-		// one question, so the largest count is its count.
-		a.sawCount(maxIntField(line, `"votes":`), now)
+		// Votes and estimates reach attendees as tallies (PROTOCOL.md):
+		// the bench has one question, or estimates one team, so the
+		// largest count is its count. In a tally only an estimate's
+		// entry has a count.
+		if a.estimates {
+			a.sawCount(maxIntField(line, `"count":`), now)
+		} else {
+			a.sawCount(maxIntField(line, `"votes":`), now)
+		}
 		if r != nil {
 			a.followTally(r, line)
 		}
@@ -530,7 +547,27 @@ func (a *attendee) sawGap(r *resumePoint) {
 	}
 }
 
-// sawCount notes a vote count shown at now.
+// watchEstimates looks at a message for the room's estimate before the
+// attendee's reveal: the revealed event carries the histogram, which it
+// keeps; any other message that holds one is a leak, counted (PROTOCOL.md:
+// until the reveal no frame carries a count per level). A scan for one
+// key is cheap beside the read; decoding every tally would not be.
+func (a *attendee) watchEstimates(line []byte) {
+	if !bytes.Contains(line, []byte(`"histogram":`)) {
+		return
+	}
+	if messageType(line) == "events" && bytes.Contains(line, []byte(`"type":"revealed"`)) {
+		h := intList(line, `"histogram":[`)
+		a.mu.Lock()
+		a.histogram = h
+		a.mu.Unlock()
+		a.revealed = true
+		return
+	}
+	a.w.leaks.Add(1)
+}
+
+// sawCount notes a count (votes, or estimates) shown at now.
 func (a *attendee) sawCount(c, now int64) {
 	if c > a.maxCount.Load() {
 		a.maxCount.Store(c)
@@ -600,6 +637,28 @@ func maxIntField(line []byte, key string) int64 {
 		rest = rest[used:]
 		best = max(best, int64(n))
 	}
+}
+
+// intList is the list of whole numbers that follows key (which ends in
+// a bracket): [3,0,12]; nil without key.
+func intList(line []byte, key string) []int {
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return nil
+	}
+	out := []int{}
+	for rest := line[i+len(key):]; len(rest) > 0 && rest[0] != ']'; {
+		n, used := parseUint(rest)
+		if used == 0 {
+			return out // not a list of whole numbers: what was read so far, which will not match
+		}
+		out = append(out, int(n))
+		rest = rest[used:]
+		if len(rest) > 0 && rest[0] == ',' {
+			rest = rest[1:]
+		}
+	}
+	return out
 }
 
 // uintField is the first whole number that follows key.

@@ -253,14 +253,26 @@ func createRoom(ctx context.Context, base, title string, teams []string) (create
 // publicRoom is the part of GET /api/rooms/{id} the bench uses.
 type publicRoom struct {
 	Model struct {
+		Levels []struct {
+			Name string `json:"name"`
+		} `json:"levels"`
 		Aspects []struct {
 			ID string `json:"id"`
 		} `json:"aspects"`
 	} `json:"model"`
+	Aspect    string `json:"aspect"` // under discussion
 	Questions []struct {
 		ID    string `json:"id"`
 		Votes int    `json:"votes"`
 	} `json:"questions"`
+	// Estimates is team id -> aspect id -> the room's estimate: its count
+	// always, its result once revealed.
+	Estimates map[string]map[string]struct {
+		Open     bool            `json:"open"`
+		Count    int             `json:"count"`
+		Revealed bool            `json:"revealed"`
+		Result   *EstimateReveal `json:"result"`
+	} `json:"estimates"`
 }
 
 func getRoom(ctx context.Context, base, roomID string) (publicRoom, error) {

@@ -69,7 +69,11 @@ func (b *bench) fault(ctx context.Context) (*FaultResult, error) {
 
 	// The survivor's count is the truth; every attendee must come to show
 	// it, those of the killed instance after their reconnect.
-	lastReach, err := b.awaitFinal(ctx, "fault", at, base, rm.ID, question, res.Votes)
+	counted, err := questionVotes(ctx, base, rm.ID, question)
+	if err != nil {
+		return res, err
+	}
+	lastReach, err := b.awaitFinal(ctx, "fault", at, counted, res.Votes)
 	if lastReach > 0 && res.Votes.NotConverged == 0 {
 		res.FinalAfterKillMs = float64(lastReach-killedAt.UnixNano()) / 1e6
 	}

@@ -27,6 +27,14 @@
 //     their epoch and sequence and resend an unacknowledged vote with its
 //     id; how many came back and how soon, and whether every acknowledged
 //     vote was counted once. Only this scenario's attendees reconnect.
+//   - estimates: the room's estimate. N attendees each estimate one team
+//     on the aspect under discussion once, at a level given by their index
+//     (so the histogram is known), spread over -estimate-window; every
+//     estimate must be counted once and every client must show the final
+//     count soon after the last one. Then the facilitator reveals the
+//     team: how soon every attendee has the revealed event, whether its
+//     histogram is the expected one, and whether any message carried a
+//     histogram before it. Not in all: its window alone is 30 s.
 //   - joins: N attendees connect within a window and must each receive
 //     their snapshot.
 //   - idle: the resident memory of the server processes before and after N
@@ -86,25 +94,26 @@ const (
 
 // config is what the flags say.
 type config struct {
-	urls         []string
-	scenario     string
-	clients      int
-	broadcasts   int
-	rate         float64
-	event        string
-	askers       int
-	voteWindow   time.Duration
-	joinWindow   time.Duration
-	joinTimeout  time.Duration
-	deliveryWait time.Duration
-	idleSettle   time.Duration
-	pids         []int
-	perWorker    int
-	sourceAddrs  int
-	timeout      time.Duration
-	json         bool
-	allowRemote  bool
-	workerProf   string
+	urls           []string
+	scenario       string
+	clients        int
+	broadcasts     int
+	rate           float64
+	event          string
+	askers         int
+	voteWindow     time.Duration
+	estimateWindow time.Duration
+	joinWindow     time.Duration
+	joinTimeout    time.Duration
+	deliveryWait   time.Duration
+	idleSettle     time.Duration
+	pids           []int
+	perWorker      int
+	sourceAddrs    int
+	timeout        time.Duration
+	json           bool
+	allowRemote    bool
+	workerProf     string
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -113,13 +122,14 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	urls := fs.String("url", "http://127.0.0.1:8080", "comma-separated server base URLs; attendees are spread over them round-robin")
 	pids := fs.String("server-pids", "", "comma-separated pids of the server processes, in the order of -url: the idle scenario reads their memory, reveal their CPU, fault kills the second")
-	fs.StringVar(&c.scenario, "scenario", "reveal", "reveal, hostile-resume (reveal beside one attendee flooding resumes), votes, mixed (the reveal's stream alone, then during votes and questions), fault (votes while an instance is killed), joins, idle or all (idle, joins, reveal, votes)")
+	fs.StringVar(&c.scenario, "scenario", "reveal", "reveal, hostile-resume (reveal beside one attendee flooding resumes), votes, mixed (the reveal's stream alone, then during votes and questions), fault (votes while an instance is killed), estimates (everyone estimates a team, then its reveal), joins, idle or all (idle, joins, reveal, votes)")
 	fs.IntVar(&c.clients, "clients", 1000, "attendees per scenario")
 	fs.IntVar(&c.broadcasts, "broadcasts", 50, "reveal and mixed scenarios: reveals (or highlights) the facilitator sends (mixed: in each pass)")
 	fs.Float64Var(&c.rate, "rate", 10, "reveal and mixed scenarios: broadcasts per second")
 	fs.StringVar(&c.event, "event", "reveal", "reveal and mixed scenarios: what the facilitator sends, reveal or highlight")
 	fs.IntVar(&c.askers, "askers", 100, "mixed scenario: attendees (of -clients) who ask a question during the storm")
 	fs.DurationVar(&c.voteWindow, "vote-window", 10*time.Second, "votes, mixed and fault scenarios: the votes are spread evenly over this window")
+	fs.DurationVar(&c.estimateWindow, "estimate-window", 30*time.Second, "estimates scenario: the estimates are spread evenly over this window")
 	fs.DurationVar(&c.joinWindow, "join-window", 10*time.Second, "joins scenario: the joins are spread evenly over this window")
 	fs.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "one attendee's dial, hello and snapshot must take less than this")
 	fs.DurationVar(&c.deliveryWait, "delivery-timeout", 10*time.Second, "after the last broadcast or vote, how long to wait before what has not arrived counts as missed")
@@ -160,9 +170,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		c.pids = append(c.pids, pid)
 	}
 	switch c.scenario {
-	case "reveal", "hostile-resume", "votes", "mixed", "fault", "joins", "idle", "all":
+	case "reveal", "hostile-resume", "votes", "mixed", "fault", "estimates", "joins", "idle", "all":
 	default:
-		return c, fmt.Errorf("-scenario: want reveal, hostile-resume, votes, mixed, fault, joins, idle or all, got %q", c.scenario)
+		return c, fmt.Errorf("-scenario: want reveal, hostile-resume, votes, mixed, fault, estimates, joins, idle or all, got %q", c.scenario)
 	}
 	if c.scenario == "fault" {
 		if len(c.urls) < 2 {
@@ -194,6 +204,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-timeout: want more than 0 and at most %s, got %s", maxRunTime, c.timeout)
 	case c.voteWindow < 0 || c.voteWindow > 10*time.Minute:
 		return c, fmt.Errorf("-vote-window: want 0 to 10m, got %s", c.voteWindow)
+	case c.estimateWindow < 0 || c.estimateWindow > 10*time.Minute:
+		return c, fmt.Errorf("-estimate-window: want 0 to 10m, got %s", c.estimateWindow)
 	case c.joinWindow < 0 || c.joinWindow > 10*time.Minute:
 		return c, fmt.Errorf("-join-window: want 0 to 10m, got %s", c.joinWindow)
 	case c.joinTimeout <= 0 || c.joinTimeout > 10*time.Minute:
@@ -284,6 +296,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.Mixed, err = b.mixed(ctx)
 		case "fault":
 			rep.Fault, err = b.fault(ctx)
+		case "estimates":
+			rep.Estimates, err = b.estimates(ctx)
 		case "joins":
 			rep.Joins, err = b.joins(ctx)
 		case "idle":

@@ -98,6 +98,10 @@ func (b *bench) mixed(ctx context.Context) (*MixedResult, error) {
 	if q := res.Quiet.Latency.P99Ms; q > 0 {
 		res.P99Ratio = res.Storm.Latency.P99Ms / q
 	}
-	_, err = b.awaitFinal(ctx, "storm", at, base, br.rm.ID, question, res.Votes)
+	counted, err := questionVotes(ctx, base, br.rm.ID, question)
+	if err != nil {
+		return res, err
+	}
+	_, err = b.awaitFinal(ctx, "storm", at, counted, res.Votes)
 	return res, err
 }

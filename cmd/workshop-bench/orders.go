@@ -1,15 +1,17 @@
 package main
 
+import "strconv"
+
 // The coordinator and its worker processes talk in JSON lines: orders on
 // the worker's stdin, replies on its stdout. A worker serves one scenario:
 // join, then vote and converge (votes), latency (reveal), latency, vote,
-// latency and converge (mixed) or vote, converge and rejoins (fault),
-// then close.
+// latency and converge (mixed), vote, converge and rejoins (fault) or
+// vote, converge and latency (estimates), then close.
 
 // Order operations.
 const (
 	opJoin     = "join"     // connect Count attendees, answer joined
-	opVote     = "vote"     // each attendee upvotes Question once, answer voted
+	opVote     = "vote"     // each attendee upvotes Question once (or estimates Team), answer voted
 	opConverge = "converge" // wait until every attendee shows Final votes, answer converged
 	opLatency  = "latency"  // wait for the broadcasts in Sends, answer latency
 	opRejoins  = "rejoins"  // answer the attendees' dropped connections and returns (Reconnect)
@@ -39,6 +41,7 @@ type order struct {
 	SourceAddrs int      `json:"sourceAddrs,omitempty"` // loopback source addresses to spread over
 	Record      bool     `json:"record,omitempty"`      // keep the receipt time of every event sequence
 	Reconnect   bool     `json:"reconnect,omitempty"`   // a dropped connection connects again to the next of URLs and resumes (redial)
+	Estimates   bool     `json:"estimates,omitempty"`   // watch the room's estimate: counts from the tallies' estimates, the reveal's histogram, a histogram before it (watchEstimates)
 
 	// join and vote: attendee i starts at Start + i*Window/Total; a zero
 	// Window means as fast as allowed (joinConcurrency dials at a time).
@@ -46,13 +49,29 @@ type order struct {
 	Window  int64 `json:"window,omitempty"`
 	Timeout int64 `json:"timeout,omitempty"` // each join, each vote's answer; converge and latency as a whole
 
-	// vote
+	// vote: an upvote of Question, or, with Team, an estimate of Team on
+	// Aspect at the level of the attendee's index (estimateLevel)
 	Question string `json:"question,omitempty"`
 	Askers   int    `json:"askers,omitempty"` // this many attendees, spread over the indexes, ask a question before they vote
+	Team     string `json:"team,omitempty"`
+	Aspect   string `json:"aspect,omitempty"`
 	// converge
 	Final int `json:"final,omitempty"`
 	// latency: event sequence -> when the facilitator sent its command
 	Sends map[uint64]int64 `json:"sends,omitempty"`
+	// latency, of a reveal of the room's estimate: the histogram every
+	// attendee that got the reveal must have got (Estimates)
+	Histogram []int `json:"histogram,omitempty"`
+}
+
+// voteMsg is the vote attendee i casts: an upvote of the question, or
+// its estimate of the team.
+func (o order) voteMsg(i int) string {
+	if o.Team != "" {
+		return `{"id":"v1","type":"estimate","aspect":` + strconv.Quote(o.Aspect) + `,"team":` + strconv.Quote(o.Team) +
+			`,"level":` + strconv.Itoa(estimateLevel(i)) + `}`
+	}
+	return `{"id":"v1","type":"upvote","question":` + strconv.Quote(o.Question) + `}`
 }
 
 // rejoin is one attendee's dropped connections and its return, in Unix ns.
@@ -89,11 +108,13 @@ type reply struct {
 	Acked        int   `json:"acked,omitempty"`
 	Asked        int   `json:"asked,omitempty"` // questions acknowledged
 	Rejected     int   `json:"rejected,omitempty"`
+	Unanswered   int   `json:"unanswered,omitempty"`   // of the rejected: no answer from the server (not sent, connection closed, timed out)
 	Retries      int   `json:"retries,omitempty"`      // resends asked for by rate_limited or unavailable
 	Resent       int   `json:"resent,omitempty"`       // resends after a reconnect
 	AlreadyVoted int   `json:"alreadyVoted,omitempty"` // of the acked: a resend answered conflict, already voted
 	LastSend     int64 `json:"lastSend,omitempty"`     // when the last vote was written
 	LastAck      int64 `json:"lastAck,omitempty"`      // when the last ack arrived
+	AckedLevels  []int `json:"ackedLevels,omitempty"`  // estimates: the acknowledged by level (index level-1)
 
 	// converged
 	NotReached int   `json:"notReached,omitempty"`
@@ -105,6 +126,11 @@ type reply struct {
 	// latency: microseconds from send to receipt, per attendee and broadcast
 	LatencyMicros []int64 `json:"latencyMicros,omitempty"`
 	Missed        int     `json:"missed,omitempty"`
+	// latency with a Histogram: attendees whose reveal carried another
+	// histogram (or none), and messages that carried one before the
+	// attendee's reveal, since the join (Estimates)
+	HistogramWrong int `json:"histogramWrong,omitempty"`
+	Leaks          int `json:"leaks,omitempty"`
 
 	// rejoins
 	Rejoins []rejoin `json:"rejoins,omitempty"`

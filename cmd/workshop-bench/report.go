@@ -27,11 +27,12 @@ type Report struct {
 	Reveal  *RevealResult `json:"reveal,omitempty"`
 	// HostileResume is the reveal scenario with one hostile attendee
 	// flooding resumes beside the others (its Hostile says what it did).
-	HostileResume *RevealResult `json:"hostileResume,omitempty"`
-	Votes         *VoteResult   `json:"votes,omitempty"`
-	Mixed         *MixedResult  `json:"mixed,omitempty"`
-	Fault         *FaultResult  `json:"fault,omitempty"`
-	Errors        []string      `json:"errors,omitempty"`
+	HostileResume *RevealResult   `json:"hostileResume,omitempty"`
+	Votes         *VoteResult     `json:"votes,omitempty"`
+	Mixed         *MixedResult    `json:"mixed,omitempty"`
+	Fault         *FaultResult    `json:"fault,omitempty"`
+	Estimates     *EstimateResult `json:"estimates,omitempty"`
+	Errors        []string        `json:"errors,omitempty"`
 }
 
 // Machine names the machine a run measured, and how busy it was: others
@@ -82,6 +83,7 @@ type VoteResult struct {
 	VotingS            float64        `json:"votingS"` // first vote due to last vote sent
 	Acked              int            `json:"acked"`
 	Rejected           int            `json:"rejected"`
+	Unanswered         int            `json:"unanswered"`             // of the rejected: no answer from the server (not sent, connection closed, timed out)
 	Retries            int            `json:"retries"`                // resends with the same id, as the web client does
 	Resent             int            `json:"resent,omitempty"`       // resends with the same id after a reconnect (fault)
 	AlreadyVoted       int            `json:"alreadyVoted,omitempty"` // of the acked: a resend answered conflict, already voted (an earlier send counted)
@@ -136,6 +138,44 @@ type FaultResult struct {
 	NothingLost      bool           `json:"nothingLost"`      // counted >= acked
 	CountedOnce      bool           `json:"countedOnce"`      // counted <= attendees
 	Votes            *VoteResult    `json:"votes"`
+}
+
+// EstimateResult is the outcome of the room's estimate at scale: every
+// attendee estimates one team once, then the facilitator reveals it.
+// Votes holds the estimates' answers, the server's count before the
+// reveal, how it reached the clients and the storm's frames and bytes;
+// Reveal the revealed event's deliveries to the attendees, timed from the
+// facilitator's send.
+type EstimateResult struct {
+	Attendees  int            `json:"attendees"`
+	Joined     int            `json:"joined"`
+	JoinFailed int            `json:"joinFailed"`
+	JoinErrors map[string]int `json:"joinErrors,omitempty"`
+	Aspect     string         `json:"aspect"` // estimated on
+	Team       string         `json:"team"`   // estimated
+	// Expected is the histogram the attendees' levels make
+	// (estimateLevel): Expected[i] estimates of level i+1.
+	Expected []int           `json:"expected"`
+	Revealed *EstimateReveal `json:"revealed"` // the server's, after the reveal (GET /api/rooms/{id}); nil if none
+	// Exact: counted before the reveal and revealed, every attendee once,
+	// and the revealed histogram the expected one.
+	Exact          bool          `json:"exact"`
+	Votes          *VoteResult   `json:"votes"`
+	Reveal         *RevealResult `json:"reveal"`
+	HistogramWrong int           `json:"histogramWrong"` // attendees whose revealed event carried another histogram (or none)
+	Leaks          int           `json:"leaks"`          // messages to attendees that carried a histogram before their reveal
+}
+
+// EstimateReveal is the room's estimate as the reveal shows it
+// (PROTOCOL.md "revealed").
+type EstimateReveal struct {
+	Count     int      `json:"count"`
+	Histogram []int    `json:"histogram"`
+	Median    float64  `json:"median,omitempty"`
+	Mean      float64  `json:"mean,omitempty"`
+	Self      int      `json:"self,omitempty"`
+	Gap       *float64 `json:"gap,omitempty"`
+	Flagged   bool     `json:"flagged,omitempty"`
 }
 
 // JoinResult is the join storm's outcome.
@@ -241,7 +281,7 @@ func (r *Report) writeTable(w io.Writer) error {
 	}
 	if x := r.Votes; x != nil {
 		joinRows(row, "votes", x.Joined, x.Attendees, x.JoinErrors)
-		voteRows(row, "votes", x)
+		voteRows(row, "votes", voteStorm, x)
 	}
 	if x := r.Mixed; x != nil {
 		joinRows(row, "mixed", x.Joined, x.Attendees, x.JoinErrors)
@@ -249,7 +289,7 @@ func (r *Report) writeTable(w io.Writer) error {
 		revealRows(row, "mixed storm", x.Storm)
 		row("mixed", "storm p99 / quiet p99", "%.2f (the aim: 2 at most)", x.P99Ratio)
 		row("mixed", "questions asked acked", "%d/%d", x.Asked, x.Askers)
-		voteRows(row, "mixed storm", x.Votes)
+		voteRows(row, "mixed storm", voteStorm, x.Votes)
 	}
 	if x := r.Fault; x != nil {
 		joinRows(row, "fault", x.Joined, x.Attendees, x.JoinErrors)
@@ -266,7 +306,13 @@ func (r *Report) writeTable(w io.Writer) error {
 		}
 		row("fault", "nothing acknowledged lost / counted once", "%v (counted %d >= acked %d) / %v (counted <= %d joined)",
 			x.NothingLost, x.Votes.Counted, x.Votes.Acked, x.CountedOnce, x.Joined)
-		voteRows(row, "fault", x.Votes)
+		voteRows(row, "fault", voteStorm, x.Votes)
+	}
+	if x := r.Estimates; x != nil {
+		joinRows(row, "estimates", x.Joined, x.Attendees, x.JoinErrors)
+		row("estimates", "estimated", "team %s on aspect %s", x.Team, x.Aspect)
+		voteRows(row, "estimates", estimateStorm, x.Votes)
+		estimateRows(row, "estimates", x)
 	}
 	for _, e := range r.Errors {
 		row("error", "", "%s", e)
@@ -316,21 +362,58 @@ func joinRows(row func(string, string, string, ...any), scenario string, joined,
 	errorRows(row, scenario, errs)
 }
 
-// voteRows are the rows of a vote storm: its answers, the server's count
-// and how the count reached the clients.
-func voteRows(row func(string, string, string, ...any), scenario string, x *VoteResult) {
-	row(scenario, "votes acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
+// storm names what a storm's attendees send, in its rows.
+type storm struct{ one, many, doing string }
+
+var (
+	voteStorm     = storm{"vote", "votes", "voting"}
+	estimateStorm = storm{"estimate", "estimates", "estimating"}
+)
+
+// voteRows are the rows of a vote storm (or of estimates, what s names):
+// its answers, the server's count and how the count reached the clients.
+func voteRows(row func(string, string, string, ...any), scenario string, s storm, x *VoteResult) {
+	row(scenario, s.many+" acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
 	if x.Resent > 0 || x.AlreadyVoted > 0 {
-		row(scenario, "votes resent after a reconnect", "%d, %d of them answered conflict (already voted: an earlier send counted, its ack was lost)", x.Resent, x.AlreadyVoted)
+		row(scenario, s.many+" resent after a reconnect", "%d, %d of them answered conflict (refused as a second %s: an earlier send counted, its ack was lost)", x.Resent, x.AlreadyVoted, s.one)
 	}
 	row(scenario, "counted by the server", "%d, %d acknowledged lost (exactly once: %v)", x.Counted, x.Lost, x.ExactlyOnce)
-	row(scenario, "all clients show the final count", "%.0f ms after the last vote (%.0f ms after its ack); %d never", x.ConvergeMs, x.ConvergeAfterAckMs, x.NotConverged)
+	row(scenario, "all clients show the final count", "%.0f ms after the last %s (%.0f ms after its ack); %d never", x.ConvergeMs, s.one, x.ConvergeAfterAckMs, x.NotConverged)
 	row(scenario, "frames per client mean / min / max", "%.0f / %d / %d", x.FramesMean, x.FramesMin, x.FramesMax)
 	if x.VotingS > 0 {
-		row(scenario, "per client per second of voting", "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
+		row(scenario, "per client per second of "+s.doing, "%.1f frames, %.0f bytes", x.FramesMean/x.VotingS, x.BytesMean/x.VotingS)
 	}
 	row(scenario, "connections dropped", "%d", x.Dropped)
 	errorRows(row, scenario, x.Errors)
+}
+
+// estimateRows are the rows of the room's estimate after its storm: the
+// histogram against the expected one, and the reveal's deliveries.
+func estimateRows(row func(string, string, string, ...any), scenario string, x *EstimateResult) {
+	if v := x.Revealed; v != nil {
+		gap := "no gap"
+		if v.Gap != nil {
+			gap = fmt.Sprintf("gap %+.1f", *v.Gap)
+			if v.Flagged {
+				gap += ", flagged"
+			}
+		}
+		row(scenario, "histogram expected / revealed", "%v / %v (count %d, median %.1f, mean %.2f, self %d, %s)", x.Expected, v.Histogram, v.Count, v.Median, v.Mean, v.Self, gap)
+	} else {
+		row(scenario, "histogram expected / revealed", "%v / none", x.Expected)
+	}
+	counted := "none"
+	if x.Revealed != nil {
+		counted = fmt.Sprint(x.Revealed.Count)
+	}
+	row(scenario, "each estimate counted once, at its level", "%v (%d counted before the reveal, %s revealed, %d attendees)", x.Exact, x.Votes.Counted, counted, x.Attendees)
+	if r := x.Reveal; r != nil {
+		row(scenario, "reveal received / missed / dropped", "%d / %d / %d of %d joined", r.Deliveries, r.Missed, r.Dropped, x.Joined)
+		row(scenario, "reveal latency p50 / p90 / p99 / max", "%s", r.Latency)
+		errorRows(row, scenario+" reveal", r.Errors)
+	}
+	row(scenario, "reveal with another histogram", "%d clients", x.HistogramWrong)
+	row(scenario, "histogram before the reveal", "%d messages (the secret kept: %v)", x.Leaks, x.Leaks == 0)
 }
 
 func errorRows(row func(string, string, string, ...any), scenario string, errs map[string]int) {

@@ -49,6 +49,7 @@ type attendees struct {
 type joinMode struct {
 	record    bool // keep the receipt time of every event (the reveal scenarios)
 	reconnect bool // connect again when a connection drops, and resume (fault)
+	estimates bool // watch the room's estimate: its counts, the reveal's histogram, any histogram before it (estimates)
 }
 
 // join starts workers for n attendees of roomID and connects them, spread
@@ -67,7 +68,7 @@ func (b *bench) join(ctx context.Context, name, roomID string, n int, window tim
 	replies, err := p.ask(ctx, p.each(func(i int) order {
 		return order{
 			Op: opJoin, Room: roomID, URLs: b.cfg.urls, First: p.first[i], Count: p.count[i], Total: n,
-			SourceAddrs: b.cfg.sourceAddrs, Record: mode.record, Reconnect: mode.reconnect,
+			SourceAddrs: b.cfg.sourceAddrs, Record: mode.record, Reconnect: mode.reconnect, Estimates: mode.estimates,
 			Start: at.start.UnixNano(), Window: int64(window), Timeout: int64(b.cfg.joinTimeout),
 		}
 	}), spreadLead+window+b.cfg.joinTimeout+orderMargin)
@@ -373,9 +374,16 @@ send:
 // deliveries asks the workers when each attendee received each broadcast
 // in sends and fills in res's deliveries, misses, latency and drops.
 func (b *bench) deliveries(ctx context.Context, at *attendees, sends map[uint64]int64, res *RevealResult) error {
-	replies, err := at.pool.ask(ctx, at.pool.each(func(int) order {
-		return order{Op: opLatency, Sends: sends, Timeout: int64(b.cfg.deliveryWait)}
-	}), b.cfg.deliveryWait+orderMargin)
+	_, err := b.latencies(ctx, at, order{Op: opLatency, Sends: sends}, res)
+	return err
+}
+
+// latencies gives the workers the latency order o (its Sends, and what
+// else a scenario checks with them), fills in res's deliveries, misses,
+// latency and drops, and answers the workers' replies for the rest.
+func (b *bench) latencies(ctx context.Context, at *attendees, o order, res *RevealResult) ([]reply, error) {
+	o.Timeout = int64(b.cfg.deliveryWait)
+	replies, err := at.pool.ask(ctx, at.pool.each(func(int) order { return o }), b.cfg.deliveryWait+orderMargin)
 	var micros []int64
 	res.Errors = map[string]int{}
 	for _, r := range replies {
@@ -386,7 +394,7 @@ func (b *bench) deliveries(ctx context.Context, at *attendees, sends map[uint64]
 	}
 	res.Deliveries = len(micros)
 	res.Latency = latencyOf(micros)
-	return err
+	return replies, err
 }
 
 // startHostile starts the hostile-resume attacker in a worker of its own
@@ -463,7 +471,11 @@ func (b *bench) votes(ctx context.Context) (*VoteResult, error) {
 	if _, err := b.castVotes(ctx, "votes", at, b.voteOrder(question, time.Now().Add(spreadLead)), res); err != nil {
 		return res, err
 	}
-	_, err = b.awaitFinal(ctx, "votes", at, base, rm.ID, question, res)
+	counted, err := questionVotes(ctx, base, rm.ID, question)
+	if err != nil {
+		return res, err
+	}
+	_, err = b.awaitFinal(ctx, "votes", at, counted, res)
 	return res, err
 }
 
@@ -504,7 +516,7 @@ func (b *bench) voteOrder(question string, start time.Time) order {
 func (b *bench) castVotes(ctx context.Context, name string, at *attendees, o order, res *VoteResult) ([]reply, error) {
 	stop := b.progress(name, func() string {
 		f := at.pool.figures()
-		return fmt.Sprintf("%d/%d votes answered, %d frames, %d connected, %d dropped", f.Answered, at.joined, f.Frames, f.Connected, f.Closed)
+		return fmt.Sprintf("%d/%d answered, %d frames, %d connected, %d dropped", f.Answered, at.joined, f.Frames, f.Connected, f.Closed)
 	})
 	voted, err := at.pool.ask(ctx, at.pool.each(func(int) order { return o }), spreadLead+time.Duration(o.Window)+b.cfg.deliveryWait+orderMargin)
 	stop()
@@ -515,6 +527,7 @@ func (b *bench) castVotes(ctx context.Context, name string, at *attendees, o ord
 	for _, r := range voted {
 		res.Acked += r.Acked
 		res.Rejected += r.Rejected
+		res.Unanswered += r.Unanswered
 		res.Retries += r.Retries
 		res.Resent += r.Resent
 		res.AlreadyVoted += r.AlreadyVoted
@@ -526,31 +539,37 @@ func (b *bench) castVotes(ctx context.Context, name string, at *attendees, o ord
 	return voted, nil
 }
 
-// awaitFinal reads the question's count from the server at base, checks
-// it against the acks castVotes counted, and waits until every attendee
-// shows it; it fills in res and answers when the last attendee came to
-// show the count (Unix ns; 0 if none did).
-func (b *bench) awaitFinal(ctx context.Context, name string, at *attendees, base, roomID, question string, res *VoteResult) (int64, error) {
-	// The store is the truth: the final count comes from the server, and
-	// every attendee must come to show it.
+// questionVotes reads the question's vote count from the server at base:
+// the store is the truth, and every attendee must come to show it.
+func questionVotes(ctx context.Context, base, roomID, question string) (int, error) {
 	pub, err := getRoom(ctx, base, roomID)
 	if err != nil {
 		return 0, err
 	}
 	for _, q := range pub.Questions {
 		if q.ID == question {
-			res.Counted = q.Votes
+			return q.Votes, nil
 		}
 	}
-	// Each attendee votes once and the server refuses a second vote, so a
-	// count is right when it holds every acknowledged vote and no more
-	// than the attendees who voted; votes answered with an error or not
-	// at all may or may not have been committed before the answer.
+	return 0, nil
+}
+
+// awaitFinal checks counted, the server's count of what the storm sent,
+// against the acks castVotes counted, and waits until every attendee
+// shows it; it fills in res and answers when the last attendee came to
+// show the count (Unix ns; 0 if none did).
+func (b *bench) awaitFinal(ctx context.Context, name string, at *attendees, counted int, res *VoteResult) (int64, error) {
+	res.Counted = counted
+	// Each attendee votes once and the server refuses a second vote (an
+	// estimate at the same level again), so a count is right when it
+	// holds every acknowledged vote and no more than the attendees who
+	// voted; votes answered with an error or not at all may or may not
+	// have been committed before the answer.
 	res.Lost = max(res.Acked-res.Counted, 0)
 	res.ExactlyOnce = res.Counted >= res.Acked && res.Counted <= at.joined
 	stop := b.progress(name, func() string {
 		f := at.pool.figures()
-		return fmt.Sprintf("%d/%d show %d votes, %d connected, %d dropped", f.Reached, at.joined, res.Counted, f.Connected, f.Closed)
+		return fmt.Sprintf("%d/%d show the count of %d, %d connected, %d dropped", f.Reached, at.joined, res.Counted, f.Connected, f.Closed)
 	})
 	conv, err := at.pool.ask(ctx, at.pool.each(func(int) order {
 		return order{Op: opConverge, Final: res.Counted, Timeout: int64(b.cfg.deliveryWait)}

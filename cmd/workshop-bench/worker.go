@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -138,6 +139,7 @@ type worker struct {
 	received  atomic.Int64
 	rejoined  atomic.Int64 // welcomes after a reconnect
 	gaps      atomic.Int64 // attendees that saw a gap in the room's sequence
+	leaks     atomic.Int64 // messages with a histogram before the attendee's reveal (Estimates)
 }
 
 // send writes one reply line, with the current progress figures.
@@ -300,7 +302,7 @@ func (w *worker) dial(o order, idx int) (*attendee, time.Duration, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	a := &attendee{w: w, index: idx, record: o.Record, joined: make(chan struct{}), dead: make(chan struct{}), answers: make(chan answerSeen, 4)}
+	a := &attendee{w: w, index: idx, record: o.Record, estimates: o.Estimates, joined: make(chan struct{}), dead: make(chan struct{}), answers: make(chan answerSeen, 4)}
 	s := newSession(conn)
 	a.sess.Store(s)
 	if o.Reconnect {
@@ -341,10 +343,11 @@ func (w *worker) connect(ctx context.Context, base, roomID string, idx, sourceAd
 	return conn, nil
 }
 
-// vote makes each attendee upvote o.Question once, attendee i at
-// Start + i*Window/Total, and answers once every vote is acknowledged or
-// refused for good (or its time is up). The askers among them (isAsker)
-// first ask a question and wait for its answer.
+// vote makes each attendee upvote o.Question once (or estimate o.Team,
+// each at the level of its index), attendee i at Start + i*Window/Total,
+// and answers once every vote is acknowledged or refused for good (or its
+// time is up). The askers among them (isAsker) first ask a question and
+// wait for its answer.
 func (w *worker) vote(o order) reply {
 	as := w.snapshot()
 	// Attendees joined in any order; their votes go out in index order.
@@ -357,7 +360,6 @@ func (w *worker) vote(o order) reply {
 	}
 	w.frames.Store(0)
 	w.bytes.Store(0)
-	voteMsg := `{"id":"v1","type":"upvote","question":` + strconv.Quote(o.Question) + `}`
 	var wg sync.WaitGroup
 	for _, a := range as {
 		at := time.Unix(0, o.Start+int64(a.index)*o.Window/int64(max(o.Total, 1)))
@@ -372,34 +374,48 @@ func (w *worker) vote(o order) reply {
 				text := "Attendee " + strconv.Itoa(a.index) + " asks: what would move this team up a level?"
 				a.ask = a.command(ctx, "a1", `{"id":"a1","type":"ask","text":`+strconv.Quote(text)+`}`)
 			}
-			a.vote = a.command(ctx, "v1", voteMsg)
+			a.vote = a.command(ctx, "v1", o.voteMsg(a.index))
 		})
 	}
 	wg.Wait()
 	r := reply{Op: opVote, Errors: map[string]int{}}
+	if o.Team != "" {
+		r.AckedLevels = make([]int, estimateLevels)
+	}
 	for _, a := range as {
 		v := a.vote
 		r.Retries += v.retries
 		r.Resent += v.resent
 		r.LastSend = max(r.LastSend, v.lastSent)
+		acked := false
 		switch {
 		case v.code == "ack":
-			r.Acked++
-			r.LastAck = max(r.LastAck, v.at)
+			acked = true
 		case v.code == "conflict" && v.retries+v.resent > 0:
 			// Sent again, refused as a second vote: the server forgot
 			// the id (it remembers the newest room.MaxRememberedCommands)
-			// and the domain refuses a second upvote, so an earlier send
-			// was counted: its ack was lost with the connection.
-			r.Acked++
+			// and the domain refuses a second upvote (an estimate at the
+			// level it already holds), so an earlier send was counted:
+			// its ack was lost with the connection.
+			acked = true
 			r.AlreadyVoted++
-			r.LastAck = max(r.LastAck, v.at)
 		case v.code == "":
 			r.Rejected++
+			r.Unanswered++
 			r.Errors["not sent"]++
 		default:
 			r.Rejected++
+			if !serverAnswered(v.code) {
+				r.Unanswered++
+			}
 			r.Errors[v.code]++
+		}
+		if acked {
+			r.Acked++
+			r.LastAck = max(r.LastAck, v.at)
+			if o.Team != "" {
+				r.AckedLevels[estimateLevel(a.index)-1]++
+			}
 		}
 		if isAsker(a.index, o.Askers, o.Total) {
 			if a.ask.code == "ack" {
@@ -410,6 +426,16 @@ func (w *worker) vote(o order) reply {
 		}
 	}
 	return r // connections that ended are counted by converge
+}
+
+// serverAnswered reports whether code, a command's outcome, is an answer
+// of the server's rather than the bench's word for none (cmdOutcome).
+func serverAnswered(code string) bool {
+	switch code {
+	case "", "no answer", "connection closed", "write failed":
+		return false
+	}
+	return true
 }
 
 // isAsker reports whether attendee i of total is one of the askers, who
@@ -459,6 +485,8 @@ func (w *worker) converge(o order) reply {
 // latency waits until every live attendee has received the newest
 // broadcast in o.Sends (or the timeout), then answers each attendee's
 // latency for each broadcast; a broadcast an attendee never got is missed.
+// With o.Histogram, an attendee that got a broadcast must have got that
+// histogram in its reveal.
 func (w *worker) latency(o order) reply {
 	as := w.snapshot()
 	var last uint64
@@ -486,16 +514,22 @@ func (w *worker) latency(o order) reply {
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
 	for _, a := range as {
 		a.mu.Lock()
+		got := false
 		for _, seq := range seqs {
 			at, ok := a.receivedAt(seq)
 			if !ok {
 				r.Missed++
 				continue
 			}
+			got = true
 			r.LatencyMicros = append(r.LatencyMicros, (at-o.Sends[seq])/1e3)
+		}
+		if o.Histogram != nil && got && !slices.Equal(a.histogram, o.Histogram) {
+			r.HistogramWrong++
 		}
 		a.mu.Unlock()
 	}
+	r.Leaks = int(w.leaks.Load())
 	w.addCloseReasons(r.Errors)
 	return r
 }
