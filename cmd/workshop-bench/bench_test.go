@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/leveling/workshop/hub"
+	"github.com/leveling/workshop/hub/hubtest"
 )
 
 // TestMain lets the test binary serve as the bench's worker process: the
@@ -185,6 +187,100 @@ func TestMixed(t *testing.T) {
 	}
 }
 
+// TestEstimates runs the room's estimate over two listeners: every
+// estimate counted once at its level, the count shown everywhere, the
+// reveal with the expected histogram at every attendee and no histogram
+// before it (counts, never timings).
+func TestEstimates(t *testing.T) {
+	const clients = 20
+	urls := startServer(t, 2)
+	rep := runBench(t, "-url", strings.Join(urls, ","), "-scenario", "estimates", "-clients", strconv.Itoa(clients),
+		"-per-worker", "8", "-estimate-window", "300ms")
+	checkEstimates(t, rep, clients)
+	var out bytes.Buffer
+	if err := rep.writeTable(&out); err != nil || !strings.Contains(out.String(), "[2 4 8 6] / [2 4 8 6]") {
+		t.Errorf("table: %v\n%s", err, out.String())
+	}
+}
+
+// TestEstimatesRedis runs the room's estimate over two real instances
+// on one real redis-server, as bench.sh -redis does, so that half the
+// estimates and the reveal reach half the attendees through Redis.
+func TestEstimatesRedis(t *testing.T) {
+	const clients = 20
+	redis := hubtest.StartRedis(t) // first: without redis-server the test skips (fails under CI=true) before building
+	bin := serverBinary(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	a := startInstance(t, ctx, bin, redis.URL(), "a")
+	b := startInstance(t, ctx, bin, redis.URL(), "b")
+	rep := runBench(t, "-url", a.base+","+b.base, "-scenario", "estimates", "-clients", strconv.Itoa(clients),
+		"-per-worker", "8", "-estimate-window", "500ms")
+	checkEstimates(t, rep, clients)
+}
+
+// checkEstimates checks an estimates run of clients attendees: every
+// estimate acked and counted once at its level, every client showing the
+// count, every attendee given the reveal with the expected histogram, and
+// no histogram before it.
+func checkEstimates(t *testing.T, rep Report, clients int) {
+	t.Helper()
+	x := rep.Estimates
+	if x == nil {
+		t.Fatalf("estimates: no result; errors %v", rep.Errors)
+	}
+	want := expectedHistogram(clients)
+	if got := []int{2, 4, 8, 6}; clients == 20 && !slices.Equal(want, got) {
+		t.Errorf("expected histogram of %d: got %v, want %v", clients, want, got)
+	}
+	if v := x.Votes; v.Acked != clients || v.Rejected != 0 || v.Counted != clients || !v.ExactlyOnce || v.NotConverged != 0 || v.FramesMin < 1 {
+		t.Errorf("estimates: got %+v, want %d acked, counted once and shown everywhere", v, clients)
+	}
+	if r := x.Revealed; r == nil || r.Count != clients || !slices.Equal(r.Histogram, want) || r.Self != 1 || r.Median != 3 || r.Gap == nil {
+		t.Errorf("revealed: got %+v, want %d estimates, histogram %v, self 1, median 3 and a gap", r, clients, want)
+	}
+	if !x.Exact || !slices.Equal(x.Expected, want) {
+		t.Errorf("exact: got %v (expected %v), want true (%v)", x.Exact, x.Expected, want)
+	}
+	if r := x.Reveal; r.Broadcasts != 1 || r.Deliveries != clients || r.Missed != 0 || r.Latency.N != clients || r.Dropped != 0 {
+		t.Errorf("reveal: got %+v, want it at each of %d attendees", r, clients)
+	}
+	if x.HistogramWrong != 0 || x.Leaks != 0 {
+		t.Errorf("got %d reveals with another histogram and %d histograms before the reveal, want none", x.HistogramWrong, x.Leaks)
+	}
+}
+
+// TestWatchEstimates: an attendee keeps the histogram of the revealed
+// event and counts a histogram in any message before it as a leak.
+func TestWatchEstimates(t *testing.T) {
+	a := &attendee{w: &worker{}, estimates: true, started: true} // joined: a snapshot is not its first
+	for _, line := range []string{
+		`{"type":"tally","from":7,"seq":9,"estimates":[{"aspect":"investment","team":"t1","count":2,"level":3}]}`,
+		`{"type":"snapshot","state":{"estimates":{"t1":{"investment":{"open":true,"count":2,"revealed":false}}}}}`,
+	} {
+		a.handle(nil, []byte(line), 1)
+	}
+	if a.maxCount.Load() != 2 || a.w.leaks.Load() != 0 || a.revealed {
+		t.Fatalf("before: got count %d, %d leaks, revealed %v; want 2, none, false", a.maxCount.Load(), a.w.leaks.Load(), a.revealed)
+	}
+	a.handle(nil, []byte(`{"type":"tally","from":10,"seq":10,"estimates":[{"aspect":"investment","team":"t1","count":3,"histogram":[1,1,1,0]}]}`), 2)
+	if a.w.leaks.Load() != 1 {
+		t.Errorf("a tally with a histogram: got %d leaks, want 1", a.w.leaks.Load())
+	}
+	revealed := `{"type":"events","events":[{"seq":11,"type":"revealed","at":"2026-11-24T20:00:00Z","aspect":"investment","scores":[{"team":"t1","level":1,"rationale":"r","submitted":true,"estimate":{"count":3,"histogram":[0,12,3,1],"median":2,"mean":2.25,"self":1,"gap":-1,"flagged":true}}]}]}`
+	a.handle(nil, []byte(revealed), 3)
+	a.handle(nil, []byte(revealed), 4) // after the reveal: not a leak, not kept again
+	if !a.revealed || !slices.Equal(a.histogram, []int{0, 12, 3, 1}) || a.w.leaks.Load() != 1 {
+		t.Errorf("reveal: got revealed %v, histogram %v, %d leaks; want true, [0 12 3 1], 1", a.revealed, a.histogram, a.w.leaks.Load())
+	}
+	if got := intList([]byte(`"histogram":[]`), `"histogram":[`); got == nil || len(got) != 0 {
+		t.Errorf("empty list: got %#v, want empty", got)
+	}
+	if got := intList([]byte(`"histogram":[1,x]`), `"histogram":[`); !slices.Equal(got, []int{1}) {
+		t.Errorf("bad list: got %v, want [1]", got)
+	}
+}
+
 // TestIdleWithoutPIDs reports the memory as not measured rather than
 // guessing.
 func TestIdleWithoutPIDs(t *testing.T) {
@@ -219,7 +315,7 @@ func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-clients", "0"}, {"-clients", "100001"}, {"-per-worker", "5001"}, {"-scenario", "nap"},
 		{"-event", "confetti"}, {"-rate", "0"}, {"-source-addrs", "251"}, {"-timeout", "2h"},
-		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"}, {"-askers", "-1"},
+		{"-server-pids", "abc"}, {"-url", "ftp://127.0.0.1"}, {"-askers", "-1"}, {"-estimate-window", "-1s"}, {"-estimate-window", "11m"},
 		{"-scenario", "fault"}, // one URL
 		{"-scenario", "fault", "-url", "http://127.0.0.1:1,http://127.0.0.1:2"},                       // no pids
 		{"-scenario", "fault", "-url", "http://127.0.0.1:1,http://127.0.0.1:2", "-server-pids", "10"}, // a pid short
@@ -263,16 +359,21 @@ func TestScanners(t *testing.T) {
 
 // TestTable prints a report as a table without failing.
 func TestTable(t *testing.T) {
+	gap := 2.0
 	rep := Report{
 		Machine: describeMachine(), URLs: []string{"http://127.0.0.1:1"}, Clients: 3,
 		Idle:   &IdleResult{Attendees: 3, Joined: 3, RSSBefore: 1 << 20, RSSAfter: 2 << 20, BytesPerConn: 1 << 18},
 		Joins:  &JoinResult{Attendees: 3, Joined: 2, Failed: 1, Errors: map[string]int{"timed out": 1}},
 		Reveal: &RevealResult{Attendees: 3, Joined: 3, Broadcasts: 2, Event: "reveal", Deliveries: 6, Latency: latencyOf([]int64{1000, 2000, 3000})},
-		Votes:  &VoteResult{Attendees: 3, Joined: 3, Acked: 3, Counted: 3, ExactlyOnce: true},
+		Votes:  &VoteResult{Attendees: 3, Joined: 3, Acked: 3, Counted: 3, ExactlyOnce: true, VotingS: 1},
 		Mixed: &MixedResult{Attendees: 3, Joined: 3, Quiet: &RevealResult{Event: "reveal"}, Storm: &RevealResult{Event: "reveal"},
 			P99Ratio: 1.5, Askers: 2, Asked: 2, Votes: &VoteResult{Acked: 3, Counted: 3}},
 		Fault: &FaultResult{Attendees: 3, Joined: 3, Killed: "http://127.0.0.1:2", OnKilled: 1, Reconnected: 1,
 			Back: latencyOf([]int64{400000}), NothingLost: true, CountedOnce: true, Votes: &VoteResult{Acked: 3, Counted: 3, Resent: 1, AlreadyVoted: 1}},
+		Estimates: &EstimateResult{Attendees: 3, Joined: 3, Team: "t1", Aspect: "investment", Expected: []int{1, 2, 0, 0},
+			Revealed: &EstimateReveal{Count: 3, Histogram: []int{1, 2, 0, 0}, Median: 2, Mean: 1.67, Self: 4, Gap: &gap, Flagged: true},
+			Exact:    true, Votes: &VoteResult{Acked: 3, Counted: 3, ExactlyOnce: true, VotingS: 1, FramesMean: 4},
+			Reveal: &RevealResult{Broadcasts: 1, Deliveries: 3, Latency: latencyOf([]int64{5000, 6000, 7000})}},
 		Errors: []string{"votes: something"},
 	}
 	var out bytes.Buffer
@@ -281,7 +382,9 @@ func TestTable(t *testing.T) {
 	}
 	for _, want := range []string{"256.0 KiB", "1 × timed out", "2.0 / 3.0 / 3.0 / 3.0 ms (n=3)", "exactly once: true", "votes: something",
 		"1.50 (the aim: 2 at most)", "2/2", "1 / 1 (0 dropped elsewhere", "400.0 / 400.0 / 400.0 / 400.0 ms (n=1)",
-		"not measured", "1, 1 of them answered conflict"} {
+		"not measured", "1, 1 of them answered conflict", "estimates acked / rejected", "per client per second of estimating",
+		"[1 2 0 0] / [1 2 0 0] (count 3, median 2.0, mean 1.67, self 4, gap +2.0, flagged)", "true (3 counted before the reveal, 3 revealed",
+		"3 / 0 / 0 of 3 joined", "6.0 / 7.0 / 7.0 / 7.0 ms (n=3)", "0 messages (the secret kept: true)", "per client per second of voting"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
