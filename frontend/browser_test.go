@@ -396,11 +396,14 @@ func (tb *tab) checkConsole() {
 	}
 }
 
-// viewports are the two sizes every page is captured at.
-var viewports = []struct {
+// viewport is a size a page is captured at; mobile emulates a phone.
+type viewport struct {
 	w, h   int64
 	mobile bool
-}{{360, 740, true}, {1920, 1080, false}}
+}
+
+// viewports are the two sizes every page is captured at.
+var viewports = []viewport{{360, 740, true}, {1920, 1080, false}}
 
 // overflowJS lists the elements that stick out of the page to the right,
 // making the page scroll sideways (what scrolls inside its own box is fine).
@@ -478,6 +481,12 @@ const contrastJS = `(() => {
 // root (ignored by git), then goes back to the working size.
 func (tb *tab) shoot(name string) {
 	tb.t.Helper()
+	tb.shootAt(name, viewports)
+}
+
+// shootAt is shoot at the given sizes.
+func (tb *tab) shootAt(name string, vps []viewport) {
+	tb.t.Helper()
 	dir := filepath.Join(repoRoot, "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.t.Fatal(err)
@@ -489,7 +498,7 @@ func (tb *tab) shoot(name string) {
 	if bad := eval[[]string](tb, contrastJS); len(bad) > 0 {
 		tb.t.Errorf("%s: text below WCAG AA contrast: %s", name, strings.Join(bad, "; "))
 	}
-	for _, vp := range viewports {
+	for _, vp := range vps {
 		opts := []chromedp.EmulateViewportOption{}
 		if vp.mobile {
 			opts = append(opts, chromedp.EmulatePortrait, chromedp.EmulateMobile)
@@ -1119,4 +1128,218 @@ func readUntil(t *testing.T, ctx context.Context, ws *websocket.Conn, done func(
 			}
 		}
 	}
+}
+
+// phone is the phone the estimate pages are captured at besides the two
+// sizes of every page.
+var phone = viewport{390, 844, true}
+
+// noEstimateJS is true when the page shows nothing of the room's
+// estimate but counts: no histogram, no median, no mean, no gap.
+const noEstimateJS = `document.querySelector('.est-result, .est-hist, .est-stats, .est-median, .est-gap') === null && !/median|histogram/i.test(document.body.innerText)`
+
+// pickEstimate clicks tb's level button for team and waits until the page
+// shows it as its own pick, and no other level as pressed.
+func pickEstimate(tb *tab, team string, level int) {
+	tb.t.Helper()
+	pick := fmt.Sprintf(`.est-pick[data-team=%q] .est-level`, team)
+	tb.waitJS(fmt.Sprintf("level %d for %s clicked", level, team), fmt.Sprintf(`(() => {
+		const b = document.querySelector(%s);
+		if (!b || b.disabled) return false;
+		b.click();
+		return true;
+	})()`, js(fmt.Sprintf(`%s[data-level="%d"]`, pick, level))))
+	tb.waitJS(fmt.Sprintf("own pick %d for %s", level, team), fmt.Sprintf(`(() => {
+		const pressed = [...document.querySelectorAll(%s)].filter((b) => b.getAttribute('aria-pressed') === 'true');
+		return pressed.length === 1 && pressed[0].dataset.level === %q;
+	})()`, js(pick), fmt.Sprint(level)))
+}
+
+// waitHistogram waits until tb shows the revealed estimate of team with
+// these counts per level, and answers its median, gap and flag as shown.
+func waitHistogram(tb *tab, team string, want []int) (median, gap string, flagged bool) {
+	tb.t.Helper()
+	b, _ := json.Marshal(want)
+	sel := fmt.Sprintf(`.est-result[data-team=%q]`, team)
+	tb.waitJS(fmt.Sprintf("the histogram of %s", team), fmt.Sprintf(`(() => {
+		const r = document.querySelector(%s);
+		return r !== null && JSON.stringify([...r.querySelectorAll('.est-col')].map((c) => +c.dataset.count)) === %s;
+	})()`, js(sel), js(string(b))))
+	got := eval[map[string]any](tb, fmt.Sprintf(`(() => {
+		const r = document.querySelector(%s);
+		const t = (s) => (r.querySelector(s) || {}).textContent || '';
+		return {median: t('.est-median'), gap: t('.est-gap'), flagged: r.dataset.flagged === 'true', alt: r.querySelector('.est-hist').getAttribute('aria-label')};
+	})()`, js(sel)))
+	if alt, _ := got["alt"].(string); !strings.Contains(alt, "level 1") {
+		tb.t.Errorf("%s: the histogram of %s has no text alternative with counts per level: %q", tb.name, team, alt)
+	}
+	median, _ = got["median"].(string)
+	gap, _ = got["gap"].(string)
+	flagged, _ = got["flagged"].(bool)
+	return median, gap, flagged
+}
+
+// TestEstimateFlow runs an aspect with the room's estimate opened on every
+// turn: three attendees and the leads of the two other teams estimate each
+// team (one changes its pick, one reloads and still sees its own), every
+// page shows only how many have estimated until the reveal, then the
+// presenter, attendee, team and console pages show the same histogram, the
+// console flags the gaps and calls the team to discuss first, and the
+// results carry the calibration. The estimate pages are captured at a
+// phone's 390x844 too, where the level buttons are at least 44x44 px.
+func TestEstimateFlow(t *testing.T) {
+	needBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), flowTimeout)
+	defer cancel()
+	srv := newServer(t)
+	srv.start()
+	base := srv.url()
+
+	// Blue says 4, Green 2, Amber 1 on Investment.
+	rm := createRoom(t, base, map[string]any{"title": "Estimates Q3", "teams": []string{"Blue", "Green", "Amber"}})
+	for i, level := range []int{4, 2, 1} {
+		ws := dialRoom(t, ctx, srv, rm.ID, map[string]any{"key": rm.Teams[i].Key})
+		command(t, ctx, ws, map[string]any{"type": "submit", "aspect": "investment", "level": level, "rationale": "as we see it"})
+		ws.Close(websocket.StatusNormalClosure, "")
+	}
+
+	bctx := newBrowser(t, ctx)
+	fac := newTab(t, bctx, "facilitator")
+	pres := newTab(t, bctx, "presenter")
+	blue := newTab(t, bctx, "Blue's lead")
+	green := newTab(t, bctx, "Green's lead")
+	amber := newTab(t, bctx, "Amber's lead")
+	ana := newTab(t, bctx, "attendee Ana")
+	ben := newTab(t, bctx, "attendee Ben")
+	cy := newTab(t, bctx, "attendee Cy")
+	tabs := []*tab{fac, pres, blue, green, amber, ana, ben, cy}
+	defer func() {
+		for _, tb := range tabs {
+			tb.checkConsole()
+		}
+	}()
+
+	fac.navigate(base + "/facilitator/" + rm.ID + "#key=" + rm.FacilitatorKey)
+	fac.live()
+	fac.do("estimate on every turn", chromedp.Click(chromedp.CSS(`.est-console input[type="checkbox"]`)))
+	fac.waitJS("estimating on every turn", `document.querySelector('.est-console[data-each-turn="on"]') !== null`)
+	pres.navigate(base + "/presenter/" + rm.ID + "#key=" + rm.PresenterKey)
+	pres.live()
+	for i, tb := range []*tab{blue, green, amber} {
+		tb.navigate(base + "/team/" + rm.ID + "#key=" + rm.Teams[i].Key)
+		tb.live()
+	}
+	for _, p := range []struct {
+		tb   *tab
+		name string
+	}{{ana, "Ana"}, {ben, "Ben"}, {cy, "Cy"}} {
+		p.tb.navigate(base + "/room/" + rm.ID)
+		p.tb.typeInto("#join-name", p.name)
+		p.tb.click("form", "Join")
+		p.tb.live()
+	}
+	fac.waitJS("three attendees here", `document.querySelector('[data-attendees="3"]') !== null`)
+
+	fac.click(".phase-bar", "Start the workshop")
+	fac.click(".timer-controls", "Call next team")
+
+	// Blue's turn opens estimating Blue: everyone else gets a picker,
+	// Blue's lead only the count.
+	for _, tb := range []*tab{ana, ben, cy, green, amber} {
+		tb.waitJS("a picker for Blue", `document.querySelector('.est-pick[data-team="t1"] .est-level:not([disabled])') !== null`)
+	}
+	if got := eval[string](ana, `document.querySelector('.est-pick[data-team="t1"] .est-level[data-level="3"]').getAttribute('aria-label')`); got != "Estimate Blue at level 3, Scalable" {
+		t.Errorf("level button's label: got %q, want %q", got, "Estimate Blue at level 3, Scalable")
+	}
+	ana.waitJS("the announcement", `[...document.querySelectorAll('[aria-live="polite"]')].some((r) => r.textContent.includes('Estimating open for Blue'))`)
+	blue.waitJS("Blue's own estimate counted, not picked", `document.querySelector('.est-progress[data-team="t1"]') !== null && document.querySelector('.est-pick[data-team="t1"]') === null`)
+
+	pickEstimate(ana, "t1", 2)
+	pickEstimate(ben, "t1", 2)
+	pickEstimate(cy, "t1", 3)
+	pickEstimate(green, "t1", 2)
+	pickEstimate(amber, "t1", 3)
+	pickEstimate(cy, "t1", 1) // Cy changes her mind
+	// Ana reloads: her own pick is still hers.
+	ana.navigate(base + "/room/" + rm.ID)
+	ana.live()
+	ana.waitJS("Ana's pick after a reload", `document.querySelector('.est-pick[data-team="t1"] .est-level[data-level="2"][aria-pressed="true"]') !== null`)
+
+	// Five estimates, counted everywhere; nothing else shown anywhere.
+	for _, tb := range tabs {
+		tb.waitJS("five estimates of Blue", `document.querySelector('.est-progress[data-team="t1"][data-count="5"]') !== null`)
+	}
+	fac.waitJS("five of five on the console", `document.querySelector('.est-console .est-progress[data-team="t1"]').textContent.includes('5 of 5 estimated')`)
+	for _, tb := range tabs {
+		if !eval[bool](tb, noEstimateJS) {
+			t.Errorf("%s: the room's estimate shows before the reveal", tb.name)
+		}
+	}
+	ana.shoot("estimate-attendee-open")
+	ana.shootAt("estimate-attendee-open", []viewport{phone})
+	ana.do("phone", chromedp.EmulateViewport(phone.w, phone.h, chromedp.EmulatePortrait, chromedp.EmulateMobile))
+	if small := eval[[]string](ana, `[...document.querySelectorAll('.est-level')].map((b) => b.getBoundingClientRect()).filter((r) => r.width < 44 || r.height < 44).map((r) => Math.round(r.width) + 'x' + Math.round(r.height))`); len(small) > 0 {
+		t.Errorf("level buttons smaller than 44x44 on a phone: %v", small)
+	}
+	ana.do("back to the desk", chromedp.EmulateViewport(1280, 900))
+	fac.shoot("estimate-console-open")
+	pres.shoot("estimate-presenter-open")
+	blue.shoot("estimate-team-estimated")
+
+	// The reveal of Blue: 1, 3, 1, 0 per level, median 2, Blue says 4.
+	fac.click(`.queue li[data-team="t1"]`, "Reveal")
+	for _, tb := range []*tab{pres, ana, fac, blue} {
+		median, gap, flagged := waitHistogram(tb, "t1", []int{1, 3, 1, 0})
+		if median != "2" || gap != "+2" || !flagged {
+			t.Errorf("%s: Blue's estimate shows median %q, gap %q, flagged %v; want 2, +2, flagged", tb.name, median, gap, flagged)
+		}
+	}
+	ana.waitJS("the reveal's flag", `document.querySelector('.est-flag[data-flag="t1"]') !== null`)
+	fac.waitJS("Discuss first: Blue", `(() => { const f = document.querySelector('.est-first'); return f !== null && f.dataset.first === 't1' && f.textContent.includes('Blue (gap +2)'); })()`)
+	pres.shoot("estimate-presenter-revealed")
+	ana.shoot("estimate-attendee-revealed")
+	ana.shootAt("estimate-attendee-revealed", []viewport{phone})
+
+	// Green's turn, then Amber's: each opened by its turn. Blue's lead
+	// estimates them too.
+	fac.click(".timer-controls", "Call next team")
+	pickEstimate(ana, "t2", 2)
+	pickEstimate(blue, "t2", 2)
+	fac.waitJS("two estimates of Green", `document.querySelector('.est-console .est-progress[data-team="t2"][data-count="2"]') !== null`)
+	fac.click(".timer-controls", "Call next team")
+	pickEstimate(ana, "t3", 2)
+	pickEstimate(ben, "t3", 3)
+	pickEstimate(green, "t3", 2)
+	fac.waitJS("three estimates of Amber", `document.querySelector('.est-console .est-progress[data-team="t3"][data-count="3"]') !== null`)
+	if !eval[bool](pres, `document.querySelector('.est-result[data-team="t2"], .est-result[data-team="t3"]') === null`) {
+		t.Errorf("presenter: Green's or Amber's estimate shows before their reveal")
+	}
+	fac.click(".queue", "Reveal all")
+	if _, gap, flagged := waitHistogram(fac, "t2", []int{0, 2, 0, 0}); gap != "0" || flagged {
+		t.Errorf("Green: gap %q, flagged %v; want 0, not flagged", gap, flagged)
+	}
+	if median, gap, flagged := waitHistogram(pres, "t3", []int{0, 2, 1, 0}); median != "2" || gap != "−1" || !flagged {
+		t.Errorf("Amber on the presenter: median %q, gap %q, flagged %v; want 2, −1, flagged", median, gap, flagged)
+	}
+	// The largest gap first: Blue, then Amber; Call Blue gives Blue the floor.
+	fac.waitJS("Discuss first: Blue, Amber", `(() => { const f = document.querySelector('.est-first'); return f !== null && f.dataset.first === 't1 t3' && f.textContent.includes('Amber (gap −1)'); })()`)
+	fac.shoot("estimate-console-revealed")
+	pres.shoot("estimate-presenter-all")
+	fac.click(".est-first", "Call Blue")
+	for _, tb := range []*tab{fac, pres, ana} {
+		tb.waitJS("Blue has the floor", `document.querySelector('.turn[data-turn="t1"]') !== null`)
+	}
+	blue.waitJS("Blue's reveal with its estimate", `document.querySelector('.reveal[data-team="t1"] .est-result[data-flagged="true"]') !== null`)
+	blue.shoot("estimate-team-revealed")
+
+	// The results: the calibration layer and the summary.
+	res := newTab(t, bctx, "results")
+	tabs = append(tabs, res)
+	res.navigate(base + "/results/" + rm.ID)
+	res.waitJS("the calibration layer", `document.querySelector('.heatmap-wrap[data-layer="calibration"] td[data-team="t1"][data-aspect="investment"] .cal-flagged') !== null`)
+	if got := eval[string](res, `document.querySelector('td[data-team="t1"][data-aspect="investment"] .cal').textContent.trim()`); !strings.Contains(got, "room 2 · gap +2") {
+		t.Errorf("results cell of Blue: got %q, want the room's median 2 and gap +2", got)
+	}
+	res.waitJS("the calibration summary", `(() => { const c = document.querySelector('.result-aspect[data-aspect="investment"] .calibration'); return c !== null && c.textContent.includes('The room estimated 3 teams') && c.textContent.includes('Discuss first: Blue, Amber'); })()`)
+	res.shoot("estimate-results")
 }

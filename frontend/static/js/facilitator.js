@@ -154,7 +154,7 @@ function Estimates({ room }) {
   const anyLeft = aspect && queue.some((id) => !revealed(id) && !isOpen(id));
   const first = aspect ? discussFirst(room, aspect) : [];
   return html`
-    <section class="card est-console" aria-labelledby="est-console-h">
+    <section class="card est-console" aria-labelledby="est-console-h" data-each-turn=${room.estimateEachTurn ? 'on' : 'off'}>
       <h2 id="est-console-h">The room's estimate</h2>
       <label class="check">
         <input type="checkbox" checked=${!!room.estimateEachTurn} disabled=${room.phase === 'closed'}
