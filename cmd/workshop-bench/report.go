@@ -373,7 +373,7 @@ var (
 // voteRows are the rows of a vote storm (or of estimates, what s names):
 // its answers, the server's count and how the count reached the clients.
 func voteRows(row func(string, string, string, ...any), scenario string, s storm, x *VoteResult) {
-	row(scenario, s.many+" acked / rejected", "%d / %d in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.VotingS, x.WindowS, x.Retries)
+	row(scenario, s.many+" acked / rejected", "%d / %d (%d of them unanswered) in %.1f s (window %.0f s), %d resent", x.Acked, x.Rejected, x.Unanswered, x.VotingS, x.WindowS, x.Retries)
 	if x.Resent > 0 || x.AlreadyVoted > 0 {
 		row(scenario, s.many+" resent after a reconnect", "%d, %d of them answered conflict (refused as a second %s: an earlier send counted, its ack was lost)", x.Resent, x.AlreadyVoted, s.one)
 	}
