@@ -139,7 +139,7 @@ export function EstimateResult({ model, teamLabel, result, big, team }) {
   return html`
     <figure class=${`est-result ${big ? 'est-result-big' : ''} ${result.flagged ? 'est-flagged' : ''}`} data-team=${team}
       data-flagged=${result.flagged ? 'true' : 'false'} data-median=${result.median || 0}>
-      <figcaption class="est-caption">Room's estimate · ${plural(count, 'estimate')}</figcaption>
+      <figcaption class="est-caption">Room's estimate${big ? ` of ${teamLabel}` : ''} · ${plural(count, 'estimate')}</figcaption>
       <div class="est-hist" role="img" aria-label=${alt}>
         ${hist.map((c, i) => {
           const n = i + 1;

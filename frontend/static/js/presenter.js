@@ -5,17 +5,15 @@
 // team's level), the scores revealed so far as a heatmap, the highlighted
 // question, and how to join.
 
-import { html, mount, roomIdFromPath, hashParams, teamName } from './lib.js';
+import { html, mount, roomIdFromPath, hashParams } from './lib.js';
 import { Conn } from './conn.js';
 import { chime, armSound } from './sound.js';
 import {
   ConnBadge, StoppedBanner, LiveRegion, AspectTitle, TurnBox, Heatmap, JoinQR,
   LevelToggle, MuteToggle, PresenceCount,
 } from './components.js';
-import { EstimateProgress, EstimateResult, openTeams, roomEstimate } from './estimate.js';
+import { EstimateProgress, EstimateResult, fmtGap, fmtNum, openTeams, roomEstimate } from './estimate.js';
 
-// presEstimates is how many estimate panels fit beside the heatmap.
-const presEstimates = 3;
 
 const roomId = roomIdFromPath();
 const key = hashParams().get('key') || '';
@@ -42,20 +40,21 @@ function Highlighted({ room }) {
 }
 
 // Estimates shows the room's estimate on the current aspect: how many
-// have estimated each open team (nothing more before the reveal), and the
-// revealed ones' histograms, the speaking team first, then the flagged by
-// the size of their gap.
+// have estimated each open team (nothing more before the reveal); after a
+// reveal one histogram large enough for the back of the room (the speaking
+// team's, else the largest flagged gap's) and a line for each other team.
 function Estimates({ room }) {
   const aspect = room.aspect;
   if (!aspect) return null;
   const open = openTeams(room, aspect);
   const speaking = room.turn && room.turn.team;
+  const weight = (x) => (x.team.id === speaking ? 100 : 0) + (x.result.flagged ? Math.abs(x.result.gap) : 0);
   const revealed = room.teams
     .map((t) => ({ team: t, result: roomEstimate(room, t.id, aspect) }))
     .filter((x) => x.result)
-    .sort((a, b) => (b.team.id === speaking) - (a.team.id === speaking)
-      || (b.result.flagged ? Math.abs(b.result.gap) : -1) - (a.result.flagged ? Math.abs(a.result.gap) : -1));
+    .sort((a, b) => weight(b) - weight(a));
   if (!open.length && !revealed.length) return null;
+  const [focus, ...others] = revealed;
   return html`
     <div class="pres-estimates" data-open=${open.join(' ')}>
       ${open.length > 0 && html`
@@ -63,11 +62,18 @@ function Estimates({ room }) {
           <p class="eyebrow">The room is estimating · on your phone</p>
           ${open.map((id) => html`<${EstimateProgress} key=${id} room=${room} team=${id} aspect=${aspect} presence=${conn.presence.value} />`)}
         </div>`}
-      ${revealed.slice(0, presEstimates).map((x) => html`
-        <div class="pres-est" key=${x.team.id}>
-          <p class="pres-est-team">${teamName(room, x.team.id)}</p>
-          <${EstimateResult} model=${room.model} team=${x.team.id} teamLabel=${x.team.name} result=${x.result} big />
-        </div>`)}
+      ${focus && html`
+        <div class="pres-est">
+          <${EstimateResult} model=${room.model} team=${focus.team.id} teamLabel=${focus.team.name} result=${focus.result} big />
+          ${others.length > 0 && html`
+            <ul class="pres-est-others">
+              ${others.map((x) => html`
+                <li key=${x.team.id} data-team=${x.team.id} class=${x.result.flagged ? 'est-flagged-line' : ''}>
+                  ${x.result.flagged && html`<span aria-hidden="true">⚑ </span>`}<strong>${x.team.name}</strong>:
+                  ${' '}room ${fmtNum(x.result.median)}${typeof x.result.gap === 'number' ? `, gap ${fmtGap(x.result.gap)}` : ''}
+                </li>`)}
+            </ul>`}
+        </div>`}
     </div>`;
 }
 
