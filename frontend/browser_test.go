@@ -1343,3 +1343,68 @@ func TestEstimateFlow(t *testing.T) {
 	res.waitJS("the calibration summary", `(() => { const c = document.querySelector('.result-aspect[data-aspect="investment"] .calibration'); return c !== null && c.textContent.includes('The room estimated 3 teams') && c.textContent.includes('Discuss first: Blue, Amber'); })()`)
 	res.shoot("estimate-results")
 }
+
+// TestEstimateCustomModel estimates a team on a custom model of ten
+// levels: the picker has a button per level that still fits a phone, and
+// the histogram a bar per level on the presenter and the attendee page.
+func TestEstimateCustomModel(t *testing.T) {
+	needBrowser(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	srv := newServer(t)
+	srv.start()
+	base := srv.url()
+
+	const levels = 10
+	var lv []map[string]any
+	var cells []map[string]any
+	for i := 1; i <= levels; i++ {
+		lv = append(lv, map[string]any{"name": fmt.Sprintf("Stage %d", i)})
+		cells = append(cells, map[string]any{"label": fmt.Sprintf("Step %d", i)})
+	}
+	model := map[string]any{"id": "steps", "name": "Ten steps", "levels": lv,
+		"aspects": []map[string]any{{"id": "delivery", "name": "Delivery", "cells": cells}}}
+	rm := createRoom(t, base, map[string]any{"title": "Ten levels", "teams": []string{"Blue", "Green"}, "model": model})
+	blueWS := dialRoom(t, ctx, srv, rm.ID, map[string]any{"key": rm.Teams[0].Key})
+	command(t, ctx, blueWS, map[string]any{"type": "submit", "aspect": "delivery", "level": 9, "rationale": "nearly there"})
+	fac := dialRoom(t, ctx, srv, rm.ID, map[string]any{"key": rm.FacilitatorKey})
+	command(t, ctx, fac, map[string]any{"type": "start"})
+	command(t, ctx, fac, map[string]any{"type": "open_estimates", "team": "t1"})
+	for i, level := range []int{4, 6} {
+		ws := dialRoom(t, ctx, srv, rm.ID, map[string]any{"name": fmt.Sprintf("Guest %d", i)})
+		command(t, ctx, ws, map[string]any{"type": "estimate", "team": "t1", "level": level})
+	}
+
+	bctx := newBrowser(t, ctx)
+	ana := newTab(t, bctx, "attendee Ana")
+	pres := newTab(t, bctx, "presenter")
+	defer ana.checkConsole()
+	defer pres.checkConsole()
+	pres.navigate(base + "/presenter/" + rm.ID + "#key=" + rm.PresenterKey)
+	pres.live()
+	ana.navigate(base + "/room/" + rm.ID)
+	ana.typeInto("#join-name", "Ana")
+	ana.click("form", "Join")
+	ana.live()
+	if n := eval[int](ana, `document.querySelectorAll('.est-pick[data-team="t1"] .est-level').length`); n != levels {
+		t.Errorf("picker buttons: got %d, want %d", n, levels)
+	}
+	pickEstimate(ana, "t1", 6)
+	pres.waitJS("three estimates", `document.querySelector('.est-progress[data-team="t1"][data-count="3"]') !== null`)
+	ana.shootAt("estimate-custom-attendee-open", []viewport{phone})
+	ana.do("phone", chromedp.EmulateViewport(phone.w, phone.h, chromedp.EmulatePortrait, chromedp.EmulateMobile))
+	if small := eval[[]string](ana, `[...document.querySelectorAll('.est-level')].map((b) => b.getBoundingClientRect()).filter((r) => r.width < 44 || r.height < 44).map((r) => Math.round(r.width) + 'x' + Math.round(r.height))`); len(small) > 0 {
+		t.Errorf("level buttons smaller than 44x44 on a phone: %v", small)
+	}
+	ana.do("back to the desk", chromedp.EmulateViewport(1280, 900))
+
+	command(t, ctx, fac, map[string]any{"type": "reveal", "team": "t1"})
+	want := []int{0, 0, 0, 1, 0, 2, 0, 0, 0, 0}
+	for _, tb := range []*tab{pres, ana} {
+		if median, gap, flagged := waitHistogram(tb, "t1", want); median != "6" || gap != "+3" || !flagged {
+			t.Errorf("%s: median %q, gap %q, flagged %v; want 6, +3, flagged", tb.name, median, gap, flagged)
+		}
+	}
+	pres.shoot("estimate-custom-presenter")
+	ana.shootAt("estimate-custom-attendee-revealed", []viewport{phone})
+}

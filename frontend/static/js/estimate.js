@@ -115,7 +115,9 @@ export function EstimatePickers({ conn, room, me }) {
   return html`
     <section class="card est-card" aria-labelledby="est-card-h" data-estimating=${ids.join(' ')}>
       <h2 id="est-card-h">The room's estimate</h2>
-      <p class="muted small">Before the reveal, say where you think each team stands. Nobody sees the estimates until the reveal, not even the facilitator.</p>
+      <p class="muted small">${ids.some((id) => canEstimate(room, me, id))
+        ? 'Before the reveal, say where you think each team stands. Nobody sees the estimates until the reveal, not even the facilitator.'
+        : 'Everyone else says where they think your team stands. Until the reveal only the count shows, to everyone.'}</p>
       ${ids.map((id) => (canEstimate(room, me, id)
         ? html`<${EstimatePicker} key=${id} conn=${conn} room=${room} me=${me} team=${id} aspect=${aspect} />`
         : html`<${EstimateProgress} key=${id} room=${room} team=${id} aspect=${aspect} presence=${conn.presence.value}
@@ -149,7 +151,7 @@ export function EstimateResult({ model, teamLabel, result, big, team }) {
               <span class="est-bar-count">${c}</span>
               <span class="est-bar-track"><span class="est-bar" style=${{ height: `${Math.round((c / top) * 100)}%` }}></span></span>
               <span class="est-bar-level">${n}</span>
-              ${self && html`<span class="est-self-tag">team</span>`}
+              <span class="est-self-tag">${self ? 'team' : ''}</span>
             </div>`;
         })}
       </div>
