@@ -110,7 +110,15 @@ export function EstimatePicker({ conn, room, me, team, aspect }) {
 export function EstimatePickers({ conn, room, me }) {
   const aspect = room.aspect;
   if (!aspect) return null;
-  const ids = openTeams(room, aspect);
+  // A team closed but not yet revealed stays, disabled, where this
+  // person estimated it: their own pick shows until the reveal.
+  const open = openTeams(room, aspect);
+  const closed = room.teams.map((t) => t.id).filter((id) => {
+    const est = estimateOf(room, id, aspect);
+    const sc = room.scores[id] && room.scores[id][aspect];
+    return est && !est.open && !est.revealed && !(sc && sc.revealed) && ownEstimate(room, id, aspect, me);
+  });
+  const ids = open.concat(closed);
   if (!ids.length) return null;
   return html`
     <section class="card est-card" aria-labelledby="est-card-h" data-estimating=${ids.join(' ')}>

@@ -31,7 +31,7 @@ function Calibration({ e }) {
   if (!e || !e.count) return html`<span class="cal">not estimated</span>`;
   const gap = typeof e.gap === 'number' ? ` · gap ${fmtGap(e.gap)}` : '';
   return html`<span class=${`cal ${e.flagged ? 'cal-flagged' : ''}`} data-median=${e.median} data-gap=${e.gap}>
-    ${e.flagged && html`<span aria-hidden="true">⚑ </span>`}room ${fmtNum(e.median)}${gap}</span>`;
+    ${e.flagged && html`<span aria-hidden="true">⚑ </span><span class="visually-hidden">flagged: </span>`}room ${fmtNum(e.median)}${gap}</span>`;
 }
 
 function hasCalibration(res) {
